@@ -1,0 +1,1 @@
+"""donations: reader revenue for independent newsrooms."""

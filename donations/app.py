@@ -1,0 +1,131 @@
+"""The application factory: no side effects at import time; everything from Settings."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from donations import errors
+from donations.db import Database
+from donations.paths import STATIC, TEMPLATES
+from donations.services import Services
+from donations.settings import Settings
+from donations.stripe_gateway import StripeGateway
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    gateway: StripeGateway | None = None,
+    database: Database | None = None,
+) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.validate()
+    app = Flask(
+        "donations",
+        template_folder=str(TEMPLATES),
+        static_folder=str(STATIC),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JSON_SORT_KEYS=False,
+        API_TITLE="donations",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Reader revenue for independent newsrooms: appeals, Stripe "
+                "checkout, a double-entry ledger and reports. Errors are "
+                "application/problem+json (RFC 9457)."
+            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    app.extensions["donations"] = Services(
+        settings=settings,
+        db=database or Database(settings.database_url),
+        gateway=gateway or StripeGateway.from_settings(settings),
+    )
+
+    api = Api(app)
+    from donations.checkout.views import api as contributions_api
+    from donations.checkout.views import pages as checkout_pages
+    from donations.reports.views import bp as reports_api
+    from donations.webhooks.views import bp as webhooks
+
+    api.register_blueprint(contributions_api)
+    api.register_blueprint(reports_api)
+    app.register_blueprint(checkout_pages)
+    app.register_blueprint(webhooks)
+    app.register_blueprint(
+        get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "donations API"}),
+        url_prefix="/docs",
+    )
+    _register_operations(app)
+    errors.register(app)
+    _request_ids(app)
+    _require_json(app)
+    return app
+
+
+def _register_operations(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> tuple[dict[str, str], int]:
+        from sqlalchemy import text
+
+        try:
+            with app.extensions["donations"].db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not ready"
+            logging.getLogger(__name__).warning("readiness check: database unreachable")
+            return {"status": "unavailable", "database": "unreachable"}, 503
+        return {"status": "ok", "database": "ok"}, 200
+
+
+def _request_ids(app: Flask) -> None:
+    @app.before_request
+    def _assign() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else secrets.token_hex(16)
+
+    @app.after_request
+    def _echo(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id") or secrets.token_hex(16)
+        return response
+
+
+JSON_BODY_PATHS = re.compile(r"^/api/v1/")
+
+
+def _require_json(app: Flask) -> None:
+    """415 for a body that is not JSON on the JSON API (events also take text/plain)."""
+
+    @app.before_request
+    def _content_type() -> Response | None:
+        if request.method not in ("POST", "PUT", "PATCH"):
+            return None
+        if not JSON_BODY_PATHS.match(request.path):
+            return None
+        allowed = {"application/json"}
+        if request.path == "/api/v1/events":
+            allowed.add("text/plain")
+        if request.mimetype not in allowed:
+            return errors.problem(
+                415, "Unsupported Media Type", f"Send {' or '.join(sorted(allowed))}."
+            )
+        return None

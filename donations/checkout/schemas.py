@@ -1,0 +1,110 @@
+"""Request and response shapes of the checkout API (API.md, "Reader-facing")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from donations.checkout.models import FREQUENCIES, STATUS_RANK
+
+
+def _settings() -> Any:
+    return current_app.extensions["donations"].settings
+
+
+class AttributionSchema(Schema):
+    article = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
+    campaign = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    variant = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    placement = fields.String(
+        validate=validate.OneOf(["epic", "banner", "gate", "direct"]),
+        load_default=None,
+        allow_none=True,
+    )
+    impression = fields.String(validate=validate.Length(max=64), load_default=None, allow_none=True)
+
+
+class ContributionCreateSchema(Schema):
+    amount = fields.Integer(
+        required=True, strict=True, metadata={"description": "Gift in minor units"}
+    )
+    currency = fields.String(required=True, metadata={"example": "usd"})
+    frequency = fields.String(required=True, validate=validate.OneOf(FREQUENCIES))
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    name = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
+    cover_fees = fields.Boolean(load_default=False)
+    attribution = fields.Nested(AttributionSchema, load_default=dict)
+
+    @validates_schema
+    def _amount_within_currency_limits(self, data: dict[str, Any], **_: Any) -> None:
+        currency = data.get("currency")
+        rules = _settings().currencies
+        if currency not in rules:
+            raise ValidationError(
+                f"Unsupported currency; use one of: {', '.join(sorted(rules))}.", "currency"
+            )
+        rule = rules[currency]
+        amount = data.get("amount")
+        if amount is not None and not (rule.minimum <= amount <= rule.maximum):
+            raise ValidationError(
+                f"Must be between {rule.minimum} and {rule.maximum} minor units of {currency}.",
+                "amount",
+            )
+
+
+class ConfirmSchema(Schema):
+    payment_method = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^(pm|card|src)_[A-Za-z0-9_]{1,120}$"),
+        metadata={"description": "The payment method Stripe.js created from the card field"},
+    )
+
+
+class EmptySchema(Schema):
+    pass
+
+
+class ContributionSchema(Schema):
+    id = fields.String()
+    status = fields.String(validate=validate.OneOf(list(STATUS_RANK)))
+    amount = fields.Integer()
+    fee_covered = fields.Integer()
+    total = fields.Integer()
+    currency = fields.String()
+    frequency = fields.String()
+    subscription = fields.String(attribute="stripe_subscription_id", allow_none=True)
+    refunded = fields.Integer(attribute="refunded_amount")
+    failure_message = fields.String(allow_none=True)
+    created_at = fields.DateTime(format="iso")
+
+
+class StripeIntentSchema(Schema):
+    publishable_key = fields.String()
+    intent = fields.String(validate=validate.OneOf(["payment_intent", "setup_intent"]))
+    client_secret = fields.String()
+
+
+class StartedSchema(Schema):
+    contribution = fields.Nested(ContributionSchema)
+    stripe = fields.Nested(StripeIntentSchema)
+
+
+class ConfirmResultStripeSchema(Schema):
+    status = fields.String(metadata={"description": "The PaymentIntent's status at Stripe"})
+    client_secret = fields.String()
+    requires_action = fields.Boolean()
+
+
+class ConfirmResultSchema(Schema):
+    contribution = fields.Nested(ContributionSchema)
+    stripe = fields.Nested(ConfirmResultStripeSchema)
+
+
+class ContributionEnvelopeSchema(Schema):
+    contribution = fields.Nested(ContributionSchema)
+    supporter_token = fields.String(
+        allow_none=True,
+        metadata={"description": "Signed supporter token, once the contribution succeeded"},
+    )

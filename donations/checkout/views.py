@@ -1,0 +1,165 @@
+"""Checkout API and pages: thin views over checkout.service."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint as FlaskBlueprint
+from flask import abort, render_template, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from donations import supporters
+from donations.checkout import service
+from donations.checkout.models import Contribution
+from donations.checkout.schemas import (
+    ConfirmResultSchema,
+    ConfirmSchema,
+    ContributionCreateSchema,
+    ContributionEnvelopeSchema,
+    EmptySchema,
+    StartedSchema,
+)
+from donations.services import services
+
+api = Blueprint(
+    "contributions",
+    __name__,
+    url_prefix="/api/v1/contributions",
+    description="Start, pay and follow a contribution.",
+)
+pages = FlaskBlueprint("contribute", __name__)
+
+ID_PATTERN = r"^ctb_[0-9a-f]{24}$"
+
+
+def _check_id(contribution_id: str) -> None:
+    if not re.match(ID_PATTERN, contribution_id):
+        abort(404, f"No contribution {contribution_id!r}.")
+
+
+def _supporter_token(contribution: Contribution) -> str | None:
+    if contribution.status not in ("succeeded", "partially_refunded"):
+        return None
+    kind = "recurring" if contribution.is_recurring else "one_off"
+    return supporters.issue(services().settings.secret_key, kind)
+
+
+@api.route("")
+class Contributions(MethodView):
+    @api.arguments(ContributionCreateSchema)
+    @api.response(201, StartedSchema)
+    @api.alt_response(402, description="Card declined")
+    @api.alt_response(502, description="Stripe unreachable or refused the request")
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Start a contribution: a PaymentIntent (one-off) or a SetupIntent (recurring)."""
+        s = services()
+        with s.db.transaction() as session:
+            started = service.start_contribution(
+                session,
+                s.gateway,
+                s.settings.currencies[data["currency"]],
+                amount=data["amount"],
+                frequency=data["frequency"],
+                email=data["email"],
+                name=data.get("name"),
+                cover_fees=data["cover_fees"],
+                attribution=data.get("attribution") or {},
+            )
+        return {
+            "contribution": started.contribution,
+            "stripe": {
+                "publishable_key": s.gateway.publishable_key,
+                "intent": started.intent,
+                "client_secret": started.client_secret,
+            },
+        }
+
+
+@api.route("/<contribution_id>")
+class ContributionResource(MethodView):
+    @api.response(200, ContributionEnvelopeSchema)
+    def get(self, contribution_id: str) -> dict[str, Any]:
+        """The contribution's current status (the thank-you page polls this)."""
+        _check_id(contribution_id)
+        s = services()
+        with s.db.sessions() as session:
+            contribution = service.get_contribution(session, contribution_id)
+        return {"contribution": contribution, "supporter_token": _supporter_token(contribution)}
+
+
+@api.route("/<contribution_id>/confirm")
+class ConfirmPayment(MethodView):
+    @api.arguments(ConfirmSchema)
+    @api.response(200, ConfirmResultSchema)
+    @api.alt_response(402, description="Card declined: the message says why")
+    @api.alt_response(409, description="Not a one-off contribution, or canceled")
+    def post(self, data: dict[str, Any], contribution_id: str) -> dict[str, Any]:
+        """Pay a one-off contribution with the payment method Stripe.js made from the card.
+
+        Additive to API.md: server-side confirmation, so declines come back as a clear 402.
+        When 3-D Secure is needed, `requires_action` is true and the page finishes with
+        `stripe.confirmCardPayment(client_secret)`.
+        """
+        _check_id(contribution_id)
+        s = services()
+        with s.db.transaction() as session:
+            contribution, pi = service.confirm_payment(
+                session, s.gateway, contribution_id, data["payment_method"]
+            )
+        return {
+            "contribution": contribution,
+            "stripe": {
+                "status": pi.status,
+                "client_secret": pi.client_secret,
+                "requires_action": pi.status == "requires_action",
+            },
+        }
+
+
+@api.route("/<contribution_id>/subscribe")
+class Subscribe(MethodView):
+    @api.arguments(EmptySchema)
+    @api.response(201, ContributionEnvelopeSchema)
+    @api.alt_response(200, schema=ContributionEnvelopeSchema, description="Already subscribed")
+    @api.alt_response(402, description="Card declined")
+    @api.alt_response(409, description="The SetupIntent has not succeeded yet")
+    def post(self, _data: dict[str, Any], contribution_id: str) -> Any:
+        """Create the subscription of a monthly or annual contribution (once)."""
+        _check_id(contribution_id)
+        s = services()
+        with s.db.transaction() as session:
+            contribution, created = service.subscribe(session, s.gateway, contribution_id)
+        body = {"contribution": contribution, "supporter_token": None}
+        return body, (201 if created else 200)
+
+
+@pages.route("/contribute")
+def contribute_page() -> str:
+    s = services()
+    rules = s.settings.currencies
+    currency = request.args.get("currency", "usd").lower()
+    if currency not in rules:
+        currency = "usd"
+    return render_template(
+        "contribute.html",
+        currencies={
+            code: {
+                "minimum": r.minimum,
+                "maximum": r.maximum,
+                "fee_rate": str(r.fee_rate),
+                "fee_fixed": r.fee_fixed,
+            }
+            for code, r in rules.items()
+        },
+        currency=currency,
+        stripe_js_url=s.settings.stripe_js_url,
+        emulator=s.settings.uses_stripe_emulator,
+        publishable_key=s.gateway.publishable_key,
+    )
+
+
+@pages.route("/contribute/thank-you")
+def thank_you_page() -> str:
+    return render_template("thank_you.html", contribution_id=request.args.get("contribution", ""))

@@ -1,0 +1,170 @@
+"""The `donations` command. Every command reads Settings from the environment and works
+from any current directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+
+import click
+
+from donations.settings import ConfigurationError, Settings
+
+# Chosen by measurement on 2 cores (README, "Serving"): granian's Rust HTTP front with a few
+# blocking threads per worker served ~2.5x gunicorn's sync workers on the same app.
+DEFAULT_WORKERS = 2
+DEFAULT_BLOCKING_THREADS = 4
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigurationError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+@click.group()
+def cli() -> None:
+    """Reader revenue for independent newsrooms."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from donations import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from alembic.util.exc import CommandError
+
+    from donations import migrate
+
+    try:
+        migrate.check(_settings().database_url)
+    except CommandError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("models and migrations agree")
+
+
+@cli.command("create-admin-token")
+@click.option("--name", default="admin", show_default=True, help="What the token is for.")
+def create_admin_token(name: str) -> None:
+    """Create an admin API token; it is printed once, alone on the last line."""
+    from donations.admin.tokens import create_token
+    from donations.db import Database
+
+    database = Database(_settings().database_url)
+    with database.transaction() as session:
+        token = create_token(session, name)
+    database.dispose()
+    click.echo(f"created admin token {name!r}; store it now, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="UTC date (inclusive) to start from.",
+)
+@click.option("--apply", "apply_", is_flag=True, help="Book what is missing.")
+def reconcile(since: datetime, apply_: bool) -> None:
+    """Compare Stripe's events and balance transactions with the ledger."""
+    from donations.db import Database
+    from donations.ledger.reconcile import reconcile as run
+    from donations.stripe_gateway import GatewayError, StripeGateway
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    gateway = StripeGateway.from_settings(settings)
+    click.echo(
+        f"reconciling since {since:%Y-%m-%d} (UTC){' and applying' if apply_ else ''}", err=True
+    )
+    try:
+        report = run(
+            database,
+            gateway,
+            since.replace(tzinfo=None),
+            apply=apply_,
+            progress=lambda line: click.echo(f"  … {line}", err=True),
+        )
+    except GatewayError as exc:
+        raise click.ClickException(f"Stripe: {exc}") from exc
+    finally:
+        database.dispose()
+    for diff in report.differences:
+        mark = "FIXED" if diff.fixed else "DIFF "
+        click.echo(f"{mark} {diff.what}: {diff.stripe_id} ({diff.detail})")
+    click.echo(
+        f"{report.events_seen} events and {report.transactions_seen} balance transactions "
+        f"checked; {len(report.differences)} difference(s), "
+        f"{len(report.unresolved)} unresolved",
+        err=True,
+    )
+    if not apply_ and report.differences:
+        sys.exit(1)
+    if apply_ and report.unresolved:
+        sys.exit(1)
+
+
+def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "donations.wsgi:app",
+    ]
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True, type=int)
+@click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True, type=int)
+def serve(host: str, port: int, workers: int, blocking_threads: int) -> None:
+    """Serve the app with the recommended WSGI server (granian)."""
+    _settings()  # fail fast on bad configuration, before starting workers
+    args = _granian_args(host, port, workers, blocking_threads)
+    os.execv(args[0], args)  # noqa: S606 - replaces this process with the server
+
+
+@cli.command()
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--stripe-port", default=8420, show_default=True, type=int)
+def demo(port: int, stripe_port: int) -> None:
+    """Start localstripe and the app on a seeded SQLite database; print the URLs to open."""
+    from donations import demo as demo_mod
+
+    demo_mod.run(port=port, stripe_port=stripe_port)
+
+
+def main() -> None:
+    cli(prog_name="donations")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""`donations demo`: localstripe + the app on a seeded SQLite database, on its defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+
+from donations import migrate
+from donations.emulator import LocalStripe, port_open
+from donations.settings import Settings
+
+
+def run(*, port: int, stripe_port: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    stripe_base = f"http://127.0.0.1:{stripe_port}"
+    env = {
+        **os.environ,
+        "DONATIONS_ENV": "development",
+        "STRIPE_API_BASE": stripe_base,
+        "PUBLIC_BASE_URL": base,
+    }
+    env.pop("STRIPE_JS_URL", None)
+    settings = Settings.from_env(env)
+    if port_open(port):
+        raise click.ClickException(f"port {port} is taken")
+    click.echo(f"database: {settings.database_url}")
+    migrate.upgrade(settings.database_url)
+    emulator = LocalStripe(stripe_port, log_path=settings.instance_path / "localstripe.log")
+    click.echo(f"starting localstripe on {stripe_base} …")
+    emulator.start()
+    server = None
+    try:
+        emulator.register_webhook(f"{base}/webhooks/stripe", settings.stripe_webhook_secrets[0])
+        from donations.admin.tokens import create_token
+        from donations.db import Database
+
+        database = Database(settings.database_url)
+        with database.transaction() as session:
+            token = create_token(session, "demo")
+        database.dispose()
+        server = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "donations.cli", "serve", "--port", str(port)], env=env
+        )
+        for _ in range(200):
+            if port_open(port):
+                break
+            time.sleep(0.05)
+        click.echo(
+            "\nThe demo is running. Open:\n"
+            f"  Contribute (card 4242 4242 4242 4242, any future date, any CVC): {base}/contribute\n"
+            f"  API documentation:  {base}/docs\n"
+            f"  Today's books:      curl -H 'Authorization: Bearer {token}' "
+            f"{base}/api/v1/admin/reports/summary\n"
+            f"  Trial balance:      curl -H 'Authorization: Bearer {token}' "
+            f"{base}/api/v1/admin/ledger/trial-balance\n"
+            f"  Stripe emulator:    {stripe_base} (webhooks → {base}/webhooks/stripe)\n"
+            "Press Ctrl+C to stop."
+        )
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None and server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
+        emulator.stop()

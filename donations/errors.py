@@ -1,0 +1,102 @@
+"""Every error as application/problem+json (RFC 9457), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException
+
+from donations.checkout.service import CheckoutError
+from donations.stripe_gateway import GatewayError
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    errors: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    type_: str = "about:blank",
+) -> Response:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _flatten_messages(messages: Any) -> dict[str, Any]:
+    """webargs nests messages by location ({"json": {"amount": [...]}}); clients want fields."""
+    if not isinstance(messages, dict):
+        return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if location in ("json", "query", "querystring", "form", "headers", "view_args", "files"):
+            if isinstance(fields, dict):
+                flat.update(fields)
+            else:
+                flat["_schema"] = fields
+        else:
+            flat[location] = fields
+    return flat
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if status == 422 and messages is not None:
+            return problem(
+                422,
+                "Invalid request",
+                "Some fields are missing or invalid.",
+                errors=_flatten_messages(messages),
+            )
+        detail = exc.description if isinstance(exc.description, str) else None
+        if status == 400 and messages is not None:
+            detail = "The request body is not valid JSON."
+        headers = {}
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            headers["Allow"] = exc.get_response().headers["Allow"]
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="donations-admin"'
+        return problem(status, exc.name, detail, headers=headers)
+
+    @app.errorhandler(GatewayError)
+    def _gateway(exc: GatewayError) -> Response:
+        return problem(exc.status, exc.title, str(exc), type_=f"/problems/{type(exc).__name__}")
+
+    @app.errorhandler(CheckoutError)
+    def _checkout(exc: CheckoutError) -> Response:
+        return problem(exc.status, exc.title, str(exc))
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError) -> Response:
+        # A database fault is transient from the client's side (and Stripe retries webhooks
+        # on 5xx); the transaction was rolled back, so nothing is half-written.
+        log.error("database error on %s %s: %s", request.method, request.path, type(exc.orig))
+        return problem(
+            503,
+            "Service Unavailable",
+            "The database is not available; please retry.",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "Internal Server Error", "Something went wrong on our side.")

@@ -1,0 +1,74 @@
+"""Read-only report queries, derived from the journal only."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from donations.ledger import accounts as a
+from donations.ledger.models import JournalEntry, JournalLine
+
+
+def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """[start 00:00, end+1 00:00) in UTC: both dates inclusive."""
+    return datetime.combine(start, time.min), datetime.combine(end + timedelta(days=1), time.min)
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "count": 0,
+        "gross": 0,
+        "fees": 0,
+        "fee_covered": 0,
+        "refunds": 0,
+        "disputes": 0,
+        "net": 0,
+        "one_off": {"count": 0, "gross": 0},
+        "recurring": {"count": 0, "gross": 0},
+    }
+
+
+def summary(session: Session, start: date, end: date) -> dict[str, dict[str, Any]]:
+    """Per currency: payments counted and charged, Stripe fees, refunds and disputes, net.
+
+    Each amount falls on the UTC day it happened (a refund on the refund's day).
+    net = gross − fees − refunds − disputes.
+    """
+    lo, hi = day_bounds(start, end)
+    rows = session.execute(
+        select(
+            JournalEntry.kind,
+            JournalLine.account,
+            JournalLine.currency,
+            func.sum(JournalLine.amount),
+            func.count(JournalLine.id),
+        )
+        .join(JournalEntry, JournalLine.entry_id == JournalEntry.id)
+        .where(JournalEntry.occurred_at >= lo, JournalEntry.occurred_at < hi)
+        .group_by(JournalEntry.kind, JournalLine.account, JournalLine.currency)
+    ).all()
+    out: dict[str, dict[str, Any]] = defaultdict(_empty)
+    for kind, account, currency, total, lines in rows:
+        c = out[currency]
+        total = int(total)
+        if kind in a.PAYMENT_KINDS and account == a.STRIPE_BALANCE:
+            bucket = "one_off" if kind == a.PAYMENT_ONE_OFF else "recurring"
+            c["gross"] += total
+            c["count"] += int(lines)  # one balance line per payment entry
+            c[bucket]["gross"] += total
+            c[bucket]["count"] += int(lines)
+        elif account == a.COVERED_FEES:
+            c["fee_covered"] -= total
+        elif account == a.STRIPE_FEES:
+            c["fees"] += total
+        elif account == a.REFUNDS:
+            c["refunds"] += total
+        elif account == a.DISPUTES:
+            c["disputes"] += total
+    for c in out.values():
+        c["net"] = c["gross"] - c["fees"] - c["refunds"] - c["disputes"]
+    return dict(sorted(out.items()))

@@ -1,0 +1,22 @@
+"""What the app factory wires together and views reach through `current_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from donations.db import Database
+from donations.settings import Settings
+from donations.stripe_gateway import StripeGateway
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    gateway: StripeGateway
+
+
+def services() -> Services:
+    return current_app.extensions["donations"]  # type: ignore[no-any-return]

@@ -1,0 +1,170 @@
+"""Settings from the environment (twelve-factor), with embedded defaults for development.
+
+The variable names are part of the public contract (API.md, "Configuration and commands").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+
+from donations.money import CurrencyRule, default_currency_rules
+
+ENVIRONMENTS = ("development", "test", "production")
+DEV_SECRET_KEY = "dev-secret-key-do-not-use-in-production"  # noqa: S105 - a known dev default
+DEV_STRIPE_SECRET_KEY = "sk_test_donations_dev"  # noqa: S105
+DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_donations_dev"
+DEV_WEBHOOK_SECRET = "whsec_donations_dev"  # noqa: S105
+LOCALSTRIPE_BASE = "http://127.0.0.1:8420"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot be used; the message says which one and why."""
+
+
+def default_instance_path() -> Path:
+    """Folder for the development SQLite file and the local outbox (never inside site-packages)."""
+    explicit = os.environ.get("DONATIONS_INSTANCE_PATH")
+    if explicit:
+        return Path(explicit)
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").exists():
+        return repo / "instance"
+    return Path.home() / ".local" / "share" / "donations"
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: str = DEV_SECRET_KEY
+    stripe_secret_key: str = DEV_STRIPE_SECRET_KEY
+    stripe_publishable_key: str = DEV_STRIPE_PUBLISHABLE_KEY
+    stripe_webhook_secrets: tuple[str, ...] = (DEV_WEBHOOK_SECRET,)
+    stripe_api_base: str | None = LOCALSTRIPE_BASE
+    stripe_js_url: str = LOCALSTRIPE_BASE + "/js.stripe.com/v3/"
+    public_base_url: str = "http://127.0.0.1:8000"
+    allowed_origins: tuple[str, ...] = ()
+    currencies: Mapping[str, CurrencyRule] = field(default_factory=default_currency_rules)
+    # Seconds of clock skew accepted on Stripe-Signature timestamps (Stripe's default).
+    webhook_tolerance: int = 300
+    max_content_length: int = 64 * 1024
+    instance_path: Path = field(default_factory=default_instance_path)
+
+    @property
+    def uses_stripe_emulator(self) -> bool:
+        """True when Stripe calls go to a local emulator rather than Stripe itself."""
+        return self.stripe_api_base is not None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from the environment; validate; fail fast on unsafe production use."""
+        env = dict(os.environ if environ is None else environ)
+        name = env.get("DONATIONS_ENV", "development").strip() or "development"
+        if name not in ENVIRONMENTS:
+            raise ConfigurationError(f"DONATIONS_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        production = name == "production"
+        instance = (
+            Path(env["DONATIONS_INSTANCE_PATH"])
+            if env.get("DONATIONS_INSTANCE_PATH")
+            else default_instance_path()
+        )
+
+        def get(key: str, default: str | None) -> str | None:
+            value = env.get(key)
+            return value.strip() if value and value.strip() else default
+
+        api_base = get("STRIPE_API_BASE", None if production else LOCALSTRIPE_BASE)
+        js_default = (
+            api_base.rstrip("/") + "/js.stripe.com/v3/" if api_base else "https://js.stripe.com/v3/"
+        )
+        secrets_raw = get("STRIPE_WEBHOOK_SECRET", None if production else DEV_WEBHOOK_SECRET)
+        settings = cls(
+            env=name,
+            database_url=get("DATABASE_URL", None) or f"sqlite:///{instance / 'donations.sqlite3'}",
+            redis_url=get("REDIS_URL", None),
+            secret_key=get("SECRET_KEY", DEV_SECRET_KEY) or DEV_SECRET_KEY,
+            stripe_secret_key=get(
+                "STRIPE_SECRET_KEY", None if production else DEV_STRIPE_SECRET_KEY
+            )
+            or "",
+            stripe_publishable_key=get(
+                "STRIPE_PUBLISHABLE_KEY", None if production else DEV_STRIPE_PUBLISHABLE_KEY
+            )
+            or "",
+            stripe_webhook_secrets=tuple(
+                s.strip() for s in (secrets_raw or "").split(",") if s.strip()
+            ),
+            stripe_api_base=api_base,
+            stripe_js_url=get("STRIPE_JS_URL", js_default) or js_default,
+            public_base_url=(get("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
+            allowed_origins=tuple(
+                o.strip().rstrip("/")
+                for o in (get("ALLOWED_ORIGINS", "") or "").split(",")
+                if o.strip()
+            ),
+            currencies=_currencies_from_env(get("DONATIONS_CURRENCIES", None)),
+            instance_path=instance,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse live Stripe keys always, and unsafe defaults in production."""
+        for label, key in (
+            ("STRIPE_SECRET_KEY", self.stripe_secret_key),
+            ("STRIPE_PUBLISHABLE_KEY", self.stripe_publishable_key),
+        ):
+            if "_live_" in key:
+                raise ConfigurationError(
+                    f"{label} is a live-mode key; this service only runs in Stripe test mode"
+                )
+        if self.stripe_secret_key and not self.stripe_secret_key.startswith(
+            ("sk_test_", "rk_test_")
+        ):
+            raise ConfigurationError("STRIPE_SECRET_KEY must be a test-mode key (sk_test_…)")
+        if self.env != "production":
+            return
+        problems = []
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not self.stripe_webhook_secrets:
+            problems.append("STRIPE_WEBHOOK_SECRET must be set")
+        if not self.stripe_secret_key or self.stripe_secret_key == DEV_STRIPE_SECRET_KEY:
+            problems.append("STRIPE_SECRET_KEY must be set")
+        if not self.stripe_publishable_key.startswith("pk_test_"):
+            problems.append("STRIPE_PUBLISHABLE_KEY must be a test-mode key (pk_test_…)")
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+
+def _currencies_from_env(raw: str | None) -> dict[str, CurrencyRule]:
+    """DONATIONS_CURRENCIES: JSON {"usd": {"minimum": 100, "maximum": …, "fee_rate": "0.029",
+    "fee_fixed": 30}, …} replacing the defaults for the currencies it names."""
+    rules = default_currency_rules()
+    if not raw:
+        return rules
+    try:
+        data = json.loads(raw)
+        for code, spec in data.items():
+            base = rules.get(code.lower())
+            rules[code.lower()] = CurrencyRule(
+                code=code.lower(),
+                minimum=int(spec.get("minimum", base.minimum if base else 100)),
+                maximum=int(spec.get("maximum", base.maximum if base else 99_999_999)),
+                fee_rate=Decimal(str(spec.get("fee_rate", base.fee_rate if base else "0.029"))),
+                fee_fixed=int(spec.get("fee_fixed", base.fee_fixed if base else 30)),
+            )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"DONATIONS_CURRENCIES is not valid: {exc}") from exc
+    for rule in rules.values():
+        rule.check()
+    return rules
