@@ -37,12 +37,19 @@ class LocalStripe:
             raise RuntimeError(f"port {self.port} is taken: is another localstripe running?")
         exe = shutil.which("localstripe")
         cmd = [exe] if exe else [sys.executable, "-m", "localstripe"]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(  # noqa: S603
-            [*cmd, "--port", str(self.port), "--from-scratch"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        if self.log_path:
+            with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+                self._proc = subprocess.Popen(  # noqa: S603
+                    [*cmd, "--port", str(self.port), "--from-scratch"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        else:
+            self._proc = subprocess.Popen(  # noqa: S603
+                [*cmd, "--port", str(self.port), "--from-scratch"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -163,8 +163,8 @@ def _currencies_from_env(raw: str | None) -> dict[str, CurrencyRule]:
                 fee_rate=Decimal(str(spec.get("fee_rate", base.fee_rate if base else "0.029"))),
                 fee_fixed=int(spec.get("fee_fixed", base.fee_fixed if base else 30)),
             )
-    except (ValueError, TypeError, AttributeError) as exc:
+        for rule in rules.values():
+            rule.check()
+    except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
         raise ConfigurationError(f"DONATIONS_CURRENCIES is not valid: {exc}") from exc
-    for rule in rules.values():
-        rule.check()
     return rules

@@ -458,11 +458,7 @@ class StripeGateway:
         self._call(
             self._v1.payment_intents.update, intent_id, params={"payment_method": payment_method}
         )
-        try:
-            pi = self._call(self._v1.payment_intents.confirm, intent_id)
-        except PaymentDeclined:
-            raise
-        return PaymentIntent.parse(pi)
+        return PaymentIntent.parse(self._call(self._v1.payment_intents.confirm, intent_id))
 
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         return PaymentIntent.parse(self._call(self._v1.payment_intents.retrieve, intent_id))

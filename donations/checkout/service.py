@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from donations.checkout.models import INTERVALS, Contribution, Donor, Subscription
 from donations.db import new_id
 from donations.money import CurrencyRule
-from donations.stripe_gateway import PaymentIntent, StripeGateway
+from donations.stripe_gateway import PaymentDeclined, PaymentIntent, StripeGateway
 
 ATTRIBUTION_FIELDS = ("article", "campaign", "variant", "placement", "impression")
 
@@ -119,22 +119,34 @@ def get_contribution(session: Session, contribution_id: str, *, lock: bool = Fal
 
 def confirm_payment(
     session: Session, gateway: StripeGateway, contribution_id: str, payment_method: str
-) -> tuple[Contribution, PaymentIntent]:
+) -> tuple[Contribution, PaymentIntent | None, PaymentDeclined | None]:
     """Attach the card the browser tokenised to a one-off PaymentIntent and confirm it.
 
     Server-side confirmation (a Stripe-documented flow) works the same against Stripe and the
-    emulator; a decline raises PaymentDeclined (→ 402), 3-D Secure answers `requires_action`
-    and the browser finishes it with `stripe.confirmCardPayment(client_secret)`.
+    emulator; 3-D Secure answers `requires_action` and the browser finishes it with
+    `stripe.confirmCardPayment(client_secret)`. A decline is answered, not raised, so the
+    caller commits what changed (a fresh intent) before reporting it.
     """
     contribution = get_contribution(session, contribution_id, lock=True)
     if contribution.frequency != "one_off" or not contribution.stripe_payment_intent_id:
         raise Conflict("Only one-off contributions are confirmed this way; use /subscribe.")
     pi = gateway.retrieve_payment_intent(contribution.stripe_payment_intent_id)
     if pi.status in ("succeeded", "processing", "requires_capture"):
-        return contribution, pi  # already paid: confirming again would be a second attempt
+        return contribution, pi, None  # already paid: confirming again would charge twice
     if pi.status == "canceled":
         raise Conflict("This contribution was canceled; please start a new one.")
-    return contribution, gateway.confirm_payment_intent(pi.id, payment_method)
+    if pi.status == "requires_payment_method" and pi.error_message:
+        # A declined attempt: try the new card on a fresh intent. (Stripe would accept the
+        # old one again; the emulator refuses to confirm an intent whose charge failed.)
+        pi = gateway.create_payment_intent(
+            contribution.total, contribution.currency, stripe_metadata(contribution)
+        )
+        contribution.stripe_payment_intent_id = pi.id
+        session.flush()
+    try:
+        return contribution, gateway.confirm_payment_intent(pi.id, payment_method), None
+    except PaymentDeclined as declined:
+        return contribution, None, declined
 
 
 def subscribe(

@@ -105,9 +105,11 @@ class ConfirmPayment(MethodView):
         _check_id(contribution_id)
         s = services()
         with s.db.transaction() as session:
-            contribution, pi = service.confirm_payment(
+            contribution, pi, declined = service.confirm_payment(
                 session, s.gateway, contribution_id, data["payment_method"]
             )
+        if declined is not None or pi is None:
+            raise declined or RuntimeError("no payment intent")
         return {
             "contribution": contribution,
             "stripe": {

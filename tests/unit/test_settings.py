@@ -1,0 +1,64 @@
+import pytest
+
+from donations.settings import ConfigurationError, Settings
+
+PRODUCTION = {
+    "DONATIONS_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "STRIPE_SECRET_KEY": "sk_test_real_account",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_real_account",
+    "STRIPE_WEBHOOK_SECRET": "whsec_a,whsec_b",
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test",
+}
+
+
+def test_development_defaults_need_no_environment_at_all():
+    settings = Settings.from_env({})
+    assert settings.env == "development"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.stripe_api_base == "http://127.0.0.1:8420"
+    assert settings.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
+
+
+def test_production_reads_every_contract_variable():
+    settings = Settings.from_env({**PRODUCTION, "ALLOWED_ORIGINS": "https://a.org, https://b.org/"})
+    assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
+    assert settings.allowed_origins == ("https://a.org", "https://b.org")
+    assert settings.stripe_api_base is None  # Stripe itself
+    assert settings.stripe_js_url == "https://js.stripe.com/v3/"
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_SECRET_KEY": "sk_live_123"}, "live"),
+        ({"STRIPE_PUBLISHABLE_KEY": "pk_live_123"}, "live"),
+    ],
+)
+def test_production_refuses_unsafe_settings(change, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        Settings.from_env({**PRODUCTION, **change})
+
+
+def test_live_keys_are_refused_in_every_environment():
+    with pytest.raises(ConfigurationError, match="live"):
+        Settings.from_env({"STRIPE_SECRET_KEY": "sk_live_abc"})
+
+
+def test_currency_rules_can_be_configured_per_currency():
+    settings = Settings.from_env(
+        {"DONATIONS_CURRENCIES": '{"usd": {"minimum": 500, "fee_rate": "0.05", "fee_fixed": 0}}'}
+    )
+    assert settings.currencies["usd"].minimum == 500
+    assert settings.currencies["usd"].charge_for(950, cover_fees=True) == (1000, 50)
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"DONATIONS_CURRENCIES": '{"usd": {"minimum": -1}}'})
+
+
+def test_an_unknown_environment_name_is_refused():
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"DONATIONS_ENV": "staging"})
