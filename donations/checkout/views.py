@@ -139,6 +139,8 @@ class Subscribe(MethodView):
 
 @pages.route("/contribute")
 def contribute_page() -> str:
+    from donations.money import exponent
+
     s = services()
     rules = s.settings.currencies
     currency = request.args.get("currency", "usd").lower()
@@ -152,6 +154,7 @@ def contribute_page() -> str:
                 "maximum": r.maximum,
                 "fee_rate": str(r.fee_rate),
                 "fee_fixed": r.fee_fixed,
+                "exponent": exponent(code),
             }
             for code, r in rules.items()
         },
@@ -164,4 +167,13 @@ def contribute_page() -> str:
 
 @pages.route("/contribute/thank-you")
 def thank_you_page() -> str:
-    return render_template("thank_you.html", contribution_id=request.args.get("contribution", ""))
+    from donations.money import exponent
+
+    contribution_id = request.args.get("contribution", "")
+    if not re.match(ID_PATTERN, contribution_id):
+        contribution_id = ""
+    return render_template(
+        "thank_you.html",
+        contribution_id=contribution_id,
+        exponents={code: exponent(code) for code in services().settings.currencies},
+    )

@@ -1,0 +1,270 @@
+"""The webhook endpoint: signatures, idempotency, ordering, refunds, disputes, faults."""
+
+import json
+import threading
+import time
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+
+from donations.checkout.models import Contribution
+from donations.ledger import accounts as a
+from donations.ledger.models import JournalEntry, JournalLine
+from donations.webhooks.models import StripeEvent
+from tests.conftest import OLD_WEBHOOK_SECRET, make_event, post_event, sign, wait_for
+
+
+def paid_one_off(api, database, amount=5000, cover_fees=False, wait=True):
+    body = {"amount": amount, "currency": "usd", "frequency": "one_off",
+            "email": "donor@example.org", "cover_fees": cover_fees}
+    c = api.post("/api/v1/contributions", json=body).json()["contribution"]
+    r = api.post(f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    assert r.status_code == 200, r.text
+    if wait:
+        wait_for(lambda: row(database, c["id"]).status == "succeeded")
+    return row(database, c["id"])
+
+
+def row(database, cid):
+    with database.sessions() as s:
+        return s.get(Contribution, cid)
+
+
+def entries(database, **where):
+    with database.sessions() as s:
+        q = select(JournalEntry)
+        for k, v in where.items():
+            q = q.where(getattr(JournalEntry, k) == v)
+        return s.scalars(q.order_by(JournalEntry.id)).all()
+
+
+def counts(database):
+    with database.sessions() as s:
+        return (
+            s.scalar(select(func.count()).select_from(StripeEvent)),
+            s.scalar(select(func.count()).select_from(JournalEntry)),
+            s.scalar(select(func.count()).select_from(JournalLine)),
+        )
+
+
+def balance_of(database, account, cid):
+    with database.sessions() as s:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(JournalLine.amount), 0))
+                .join(JournalEntry)
+                .where(JournalEntry.contribution_id == cid, JournalLine.account == account)
+            )
+        )
+
+
+# --- verification ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Stripe-Signature": "t=1,v1=deadbeef"}, None, 400),  # bad signature
+        ({}, None, 400),  # missing signature
+        ({"Stripe-Signature": "stale"}, None, 400),  # timestamp older than the tolerance
+        ({"Stripe-Signature": "ok"}, "{not json", 400),  # signed but malformed
+        ({"Stripe-Signature": "ok"}, '{"id": "x"}', 400),  # signed JSON that is no event
+        ({"Stripe-Signature": "ok", "Content-Type": "text/plain"}, None, 415),
+        ({"Stripe-Signature": "wrong-secret"}, None, 400),
+    ],
+)
+def test_unverifiable_or_malformed_deliveries_change_nothing(api, database, headers, body, status):
+    event = make_event("payout.paid", {"id": "po_x", "object": "payout", "amount": 100,
+                                       "currency": "usd", "created": int(time.time())})
+    payload = body if body is not None else json.dumps(event)
+    headers = {"Content-Type": "application/json", **headers}
+    match headers.get("Stripe-Signature"):
+        case "stale":
+            headers["Stripe-Signature"] = sign(payload, timestamp=int(time.time()) - 301)
+        case "ok":
+            headers["Stripe-Signature"] = sign(payload)
+        case "wrong-secret":
+            headers["Stripe-Signature"] = sign(payload, secret="whsec_not_ours")
+    before = counts(database)
+    r = api.post("/webhooks/stripe", data=payload, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert counts(database) == before
+
+
+def test_the_previous_secret_still_verifies_during_a_rotation(api, database):
+    event = make_event("payout.paid", {"id": "po_rot", "object": "payout", "amount": 700,
+                                       "currency": "usd", "status": "paid",
+                                       "created": int(time.time())})
+    r = post_event(api, event, secret=OLD_WEBHOOK_SECRET)
+    assert r.status_code == 200
+    assert [e.key for e in entries(database)] == ["payout:po_rot"]
+
+
+def test_unknown_event_types_are_acknowledged(api, database):
+    r = post_event(api, make_event("customer.tax_id.created", {"id": "txi_1"}))
+    assert r.status_code == 200
+    assert r.json()["outcome"].startswith("acknowledged")
+
+
+# --- exactly once ------------------------------------------------------------------------------
+def test_the_same_event_five_times_and_from_two_threads_books_once(api, database, stripe_client):
+    c = paid_one_off(api, database, wait=False)
+    # a charge.succeeded built from the real charge, delivered over and over
+    wait_for(lambda: row(database, c.id).stripe_charge_id or True)
+    pi = stripe_client.v1.payment_intents.retrieve(c.stripe_payment_intent_id)
+    charge_id = pi.latest_charge.id if hasattr(pi.latest_charge, "id") else pi.latest_charge
+    event = make_event("charge.succeeded", {"id": charge_id, "object": "charge"})
+    results = []
+    def deliver():
+        results.append(post_event(api, event).status_code)
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(5):
+        deliver()
+    assert results == [200] * 7
+    wait_for(lambda: row(database, c.id).status == "succeeded")
+    time.sleep(1.5)  # let the emulator's own payment_intent.succeeded arrive too
+    payments = entries(database, key=f"payment:{charge_id}")
+    assert len(payments) == 1
+    assert balance_of(database, a.STRIPE_BALANCE, c.id) == 5000
+    with database.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(StripeEvent)
+                        .where(StripeEvent.id == event["id"])) == 1
+
+
+# --- refunds -------------------------------------------------------------------------------------
+def refund_event(stripe_client, charge_id):
+    charge = stripe_client.v1.charges.retrieve(charge_id)
+    return make_event("charge.refunded", json.loads(str(charge)))
+
+
+def test_a_partial_then_a_full_refund_are_booked_on_their_own_days(api, database, stripe_client):
+    c = paid_one_off(api, database, amount=5000)
+    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
+                                            "amount": 1500})
+    assert post_event(api, refund_event(stripe_client, c.stripe_charge_id)).status_code == 200
+    assert row(database, c.id).status == "partially_refunded"
+    assert balance_of(database, a.REFUNDS, c.id) == 1500
+
+    # the rest (explicitly: the emulator would refund the whole charge again)
+    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
+                                            "amount": 3500})
+    r = post_event(api, refund_event(stripe_client, c.stripe_charge_id))
+    assert r.status_code == 200
+    assert row(database, c.id).status == "refunded"
+    assert row(database, c.id).refunded_amount == 5000
+    assert balance_of(database, a.REFUNDS, c.id) == 5000
+    assert balance_of(database, a.STRIPE_BALANCE, c.id) == 0
+    refunds = entries(database, kind=a.REFUND)
+    assert len(refunds) == 2 and all(e.key.startswith("refund:re_") for e in refunds)
+    # a refund.updated for one of them changes nothing more
+    r = post_event(api, make_event("refund.updated", {"id": refunds[0].stripe_object_id}))
+    assert r.status_code == 200
+    assert len(entries(database, kind=a.REFUND)) == 2
+
+
+def test_a_refund_arriving_before_its_payment_converges_to_the_same_books(
+    api, database, stripe_client
+):
+    body = {"amount": 3000, "currency": "usd", "frequency": "one_off", "email": "x@example.org"}
+    c = api.post("/api/v1/contributions", json=body).json()["contribution"]
+    api.post(f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    pi = stripe_client.v1.payment_intents.retrieve(row(database, c["id"]).stripe_payment_intent_id)
+    charge_id = pi.latest_charge.id if hasattr(pi.latest_charge, "id") else pi.latest_charge
+    stripe_client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000})
+    # the refund's event arrives before the emulator's payment_intent.succeeded (~1 s later)
+    refund_evt = refund_event(stripe_client, charge_id)
+    assert post_event(api, refund_evt).status_code == 200
+    payment = entries(database, key=f"payment:{charge_id}")
+    assert payment and payment[0].event_id == refund_evt["id"]  # booked by the refund's event
+    wait_for(lambda: len(entries(database, contribution_id=c["id"])) >= 2)
+    time.sleep(1.5)  # the payment's own event arrives and books nothing new
+    assert sorted(e.key.split(":")[0] for e in entries(database, contribution_id=c["id"])) == [
+        "payment", "refund"]
+    assert balance_of(database, a.STRIPE_BALANCE, c["id"]) == 2000
+    assert row(database, c["id"]).status == "partially_refunded"
+
+
+# --- disputes (the emulator has none: signed payloads built here) -------------------------------
+def dispute_payload(charge_id, dispute_id, status, amount, fee=1500, won_at=None):
+    now = int(time.time())
+    txns = [{"id": f"txn_{dispute_id}_w", "object": "balance_transaction", "amount": -amount,
+             "fee": fee, "currency": "usd", "type": "adjustment", "created": now}]
+    if won_at:
+        txns.append({"id": f"txn_{dispute_id}_r", "object": "balance_transaction",
+                     "amount": amount, "fee": -fee, "currency": "usd", "type": "adjustment",
+                     "created": won_at})
+    return {"id": dispute_id, "object": "dispute", "amount": amount, "currency": "usd",
+            "charge": charge_id, "status": status, "created": now, "balance_transactions": txns}
+
+
+def test_a_lost_dispute_takes_the_amount_and_the_fee(api, database):
+    c = paid_one_off(api, database, amount=4000)
+    created = dispute_payload(c.stripe_charge_id, "dp_lost", "needs_response", 4000)
+    assert post_event(api, make_event("charge.dispute.created", created)).status_code == 200
+    closed = dispute_payload(c.stripe_charge_id, "dp_lost", "lost", 4000)
+    assert post_event(api, make_event("charge.dispute.closed", closed)).status_code == 200
+    assert row(database, c.id).status == "disputed"
+    assert balance_of(database, a.DISPUTES, c.id) == 4000
+    assert balance_of(database, a.STRIPE_FEES, c.id) == 1500
+    assert balance_of(database, a.STRIPE_BALANCE, c.id) == 4000 - 4000 - 1500
+
+
+def test_a_won_dispute_is_reinstated_with_its_fee(api, database):
+    c = paid_one_off(api, database, amount=4000)
+    won = dispute_payload(c.stripe_charge_id, "dp_won", "won", 4000, won_at=int(time.time()))
+    # the closure arrives first: it books the dispute, then its reversal
+    assert post_event(api, make_event("charge.dispute.closed", won)).status_code == 200
+    created = dispute_payload(c.stripe_charge_id, "dp_won", "needs_response", 4000)
+    assert post_event(api, make_event("charge.dispute.created", created)).status_code == 200
+    assert balance_of(database, a.DISPUTES, c.id) == 0
+    assert balance_of(database, a.STRIPE_FEES, c.id) == 0
+    assert balance_of(database, a.STRIPE_BALANCE, c.id) == 4000
+    kinds = sorted(e.kind for e in entries(database, contribution_id=c.id))
+    assert kinds == sorted(["payment_one_off", "dispute", "dispute_reversal",
+                            "stripe_fee", "stripe_fee"])
+
+
+# --- faults --------------------------------------------------------------------------------------
+def test_a_database_failure_mid_handler_rolls_back_and_the_retry_books_once(
+    api, database, stripe_client
+):
+    c = paid_one_off(api, database, amount=2000)
+    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id})
+    event = refund_event(stripe_client, c.stripe_charge_id)
+    before = counts(database)
+
+    def fail_on_journal_lines(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO JOURNAL_LINES"):
+            raise database.engine.dialect.loaded_dbapi.OperationalError("connection lost (test)")
+
+    sa_event.listen(database.engine, "before_cursor_execute", fail_on_journal_lines)
+    try:
+        r = post_event(api, event)
+    finally:
+        sa_event.remove(database.engine, "before_cursor_execute", fail_on_journal_lines)
+    assert r.status_code == 503
+    assert r.headers["Retry-After"]
+    assert counts(database) == before  # the event id and the entry were both rolled back
+    assert row(database, c.id).status == "succeeded"
+
+    for _ in range(2):  # Stripe retries (and retries again)
+        assert post_event(api, event).status_code == 200
+    assert len(entries(database, kind=a.REFUND)) == 1
+    assert row(database, c.id).status == "refunded"
+
+
+def test_every_journal_entry_balances_per_currency(api, database, stripe_client):
+    c = paid_one_off(api, database, amount=2500, cover_fees=True)
+    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
+                                            "amount": 500})
+    post_event(api, refund_event(stripe_client, c.stripe_charge_id))
+    with database.sessions() as s:
+        sums = s.execute(
+            select(JournalLine.entry_id, JournalLine.currency, func.sum(JournalLine.amount))
+            .group_by(JournalLine.entry_id, JournalLine.currency)
+        ).all()
+    assert sums and all(total == 0 for _, _, total in sums)
