@@ -51,7 +51,7 @@ def run(*, port: int, stripe_port: int) -> None:
             time.sleep(0.05)
         click.echo(
             "\nThe demo is running. Open:\n"
-            f"  Contribute (card 4242 4242 4242 4242, any future date, any CVC): {base}/contribute\n"
+            f"  Contribute (card 4242 4242 4242 4242, any date, any CVC): {base}/contribute\n"
             f"  API documentation:  {base}/docs\n"
             f"  Today's books:      curl -H 'Authorization: Bearer {token}' "
             f"{base}/api/v1/admin/reports/summary\n"

@@ -67,7 +67,7 @@ class Contribution(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     succeeded_at: Mapped[datetime | None]
 
-    donor: Mapped[Donor | None] = relationship(lazy="joined")
+    donor: Mapped[Donor | None] = relationship()
 
     __table_args__ = (
         Index("ix_contributions_created_at", "created_at"),

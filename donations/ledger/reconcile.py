@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -55,6 +56,34 @@ def _entry_amount(db: Database, key: str) -> int | None:
         return int(total or 0)
 
 
+def _concerns_us(event: dict[str, Any]) -> bool:
+    """Whether an event is about our money: it carries a contribution id, or it moves the
+    account's own balance (payouts, disputes)."""
+    if event["type"].startswith(("payout.", "charge.dispute.")):
+        return True
+    obj = event["data"]["object"]
+    if (obj.get("metadata") or {}).get("contribution_id"):
+        return True
+    lines = (obj.get("lines") or {}).get("data") or []
+    return any((line.get("metadata") or {}).get("contribution_id") for line in lines)
+
+
+def _ours(db: Database, gateway: StripeGateway, charge_id: str | None) -> bool:
+    """Whether a charge belongs to one of our contributions (an account may take others)."""
+    if not charge_id:
+        return False
+    charge = gateway.retrieve_charge(charge_id)
+    with db.sessions() as session:
+        books = Books(session, gateway, event_id=None)
+        if charge.invoice_id:
+            invoice = gateway.retrieve_invoice(charge.invoice_id)
+            found = books.subscription_contribution(
+                invoice.subscription_id, invoice.metadata, invoice.customer_id
+            )
+            return found is not None
+        return books.contribution_for_charge(charge) is not None
+
+
 def reconcile(
     db: Database,
     gateway: StripeGateway,
@@ -88,16 +117,26 @@ def reconcile(
             known = session.get(StripeEvent, event["id"]) is not None
         if known:
             continue
-        diff = Difference("event not processed", event["id"], event["type"])
-        report.differences.append(diff)
-        if apply:
-            try:
-                with db.transaction() as session:
-                    outcome = process_event(session, gateway, event, source="reconcile")
-                diff.fixed = True
-                diff.detail += f" → {outcome}"
-            except GatewayError as exc:
-                diff.detail += f" → not processed: {exc}"
+        if not apply:
+            if _concerns_us(event):
+                report.differences.append(
+                    Difference("event not processed", event["id"], event["type"])
+                )
+            continue
+        try:
+            with db.transaction() as session:
+                outcome = process_event(session, gateway, event, source="reconcile")
+        except GatewayError as exc:
+            report.differences.append(
+                Difference("event not processed", event["id"], f"{event['type']} → {exc}")
+            )
+            continue
+        if not outcome.startswith(("ignored", "acknowledged")):
+            report.differences.append(
+                Difference(
+                    "event not processed", event["id"], f"{event['type']} → {outcome}", fixed=True
+                )
+            )
     progress(f"events checked: {report.events_seen}")
 
     # 2. Money that moved at Stripe but is missing from (or different in) the books.
@@ -109,6 +148,8 @@ def reconcile(
         if txn.type in ("charge", "payment") and source.startswith(("ch_", "py_")):
             key, expected = f"payment:{source}", txn.amount
             booked = _entry_amount(db, key)
+            if booked is None and not _ours(db, gateway, source):
+                continue  # not a contribution: someone else's charge on the same account
             if booked is None:
                 fix(
                     Difference("payment not booked", source, f"{txn.amount} {txn.currency}"),
@@ -125,6 +166,8 @@ def reconcile(
                 )
         elif txn.type in ("refund", "payment_refund") and source.startswith(("re_", "pyr_")):
             if _entry_amount(db, f"refund:{source}") is None:
+                if not _ours(db, gateway, gateway.retrieve_refund(source).charge_id):
+                    continue
                 fix(
                     Difference("refund not booked", source, f"{-txn.amount} {txn.currency}"),
                     lambda books, s=source: books.book_refund_object(s),

@@ -269,7 +269,7 @@ class Books:
         return f"marked {status}" if contribution.advance(status) else "status unchanged"
 
     # recurring ------------------------------------------------------------------------------
-    def _subscription_contribution(
+    def subscription_contribution(
         self, subscription_id: str | None, metadata: dict[str, str], customer_id: str | None
     ) -> Contribution | None:
         """The contribution that started a subscription."""
@@ -300,7 +300,7 @@ class Books:
             return f"ignored: invoice is {invoice.status} for {invoice.amount_paid}"
         contribution = self._by(Contribution.stripe_invoice_id, invoice.id)
         if contribution is None:
-            first = self._subscription_contribution(
+            first = self.subscription_contribution(
                 invoice.subscription_id, invoice.metadata, invoice.customer_id
             )
             if first is None:
@@ -345,7 +345,7 @@ class Books:
 
     def invoice_failed(self, invoice_id: str) -> str:
         invoice = self.gateway.retrieve_invoice(invoice_id)
-        first = self._subscription_contribution(
+        first = self.subscription_contribution(
             invoice.subscription_id, invoice.metadata, invoice.customer_id
         )
         if first is None:
@@ -360,7 +360,7 @@ class Books:
             stripe_sub = self.gateway.retrieve_subscription(obj["id"])
         except NotFoundAtStripe:
             stripe_sub = StripeSubscription.parse(obj)
-        first = self._subscription_contribution(
+        first = self.subscription_contribution(
             stripe_sub.id, stripe_sub.metadata, stripe_sub.customer_id
         )
         if first is None:

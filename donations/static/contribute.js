@@ -1,0 +1,613 @@
+/*
+ * The hosted contribution form (/contribute).
+ *
+ * Money is integer minor units everywhere; what the reader types is parsed as a string and
+ * never goes through a float. The fee shown for "cover the processing fee" uses the server's
+ * exact formula, total = ceil((amount + fixed) / (1 - rate)), in BigInt arithmetic.
+ *
+ * Flow (see API.md and donations/checkout/views.py):
+ *   POST /api/v1/contributions → one-off: stripe.createPaymentMethod + POST …/{id}/confirm
+ *   (+ stripe.confirmCardPayment when 3-D Secure is needed); recurring: stripe.confirmCardSetup
+ *   + POST …/{id}/subscribe. Then /contribute/thank-you?contribution={id}.
+ */
+(function () {
+  'use strict';
+
+  var config = JSON.parse(document.getElementById('checkout-config').textContent);
+  var currencies = config.currencies;
+  var FREQUENCIES = ['one_off', 'monthly', 'annual'];
+  var ATTRIBUTION = ['article', 'campaign', 'variant', 'placement', 'impression'];
+  var FREQUENCY_WORDS = { one_off: '', monthly: ' a month', annual: ' a year' };
+
+  // Suggested amounts in minor units; other currencies scale the two-decimal set.
+  var PRESETS = {
+    _2: { one_off: [1000, 2500, 5000, 10000], monthly: [500, 1000, 2000, 5000],
+          annual: [5000, 10000, 25000, 50000] },
+    jpy: { one_off: [1000, 3000, 5000, 10000], monthly: [500, 1000, 3000, 5000],
+           annual: [5000, 10000, 30000, 50000] },
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var form = $('contribute-form');
+  var el = {
+    errors: $('form-errors'),
+    presets: $('presets'),
+    custom: $('custom-amount'),
+    currency: $('currency'),
+    badge: $('currency-badge'),
+    symbol: $('currency-symbol'),
+    hint: $('amount-hint'),
+    amountError: $('amount-error'),
+    email: $('email'),
+    emailError: $('email-error'),
+    name: $('name'),
+    nameError: $('name-error'),
+    cover: $('cover-fees'),
+    feeExtra: $('fee-extra'),
+    feeGift: $('fee-gift'),
+    cardError: $('card-error'),
+    summary: $('summary'),
+    submit: $('submit'),
+    submitLabel: $('submit-label'),
+    recurringNote: $('recurring-note'),
+  };
+
+  // --- exact money arithmetic ---------------------------------------------------------------
+
+  function rule() { return currencies[state.currency]; }
+
+  /** A decimal string ("0.029", "2.9E-2") as an exact fraction of BigInts {num, den}. */
+  function decimalFraction(text) {
+    var m = /^\s*(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?\s*$/.exec(String(text));
+    if (!m || (m[1] === '' && !m[2])) throw new Error('bad decimal: ' + text);
+    var frac = m[2] || '';
+    var num = BigInt((m[1] || '0') + frac);
+    var scale = frac.length - parseInt(m[3] || '0', 10);
+    if (scale >= 0) return { num: num, den: 10n ** BigInt(scale) };
+    return { num: num * 10n ** BigInt(-scale), den: 1n };
+  }
+
+  /** The charged total when the reader covers the fee: ceil((amount + fixed) * den / (den - num)). */
+  function grossUp(amount, r) {
+    var rate = decimalFraction(r.fee_rate);
+    var n = (BigInt(amount) + BigInt(r.fee_fixed)) * rate.den;
+    var d = rate.den - rate.num;
+    var q = n / d;
+    if (n % d !== 0n) q += 1n;
+    return Number(q);
+  }
+
+  function chargeFor(amount, cover) {
+    if (!cover) return { total: amount, fee: 0 };
+    var total = grossUp(amount, rule());
+    return { total: total, fee: total - amount };
+  }
+
+  /**
+   * What the reader typed, in major units, as integer minor units (or {error}).
+   * Accepts "25", "25.5", "25,50", "1,000", "1 000.00"; never parses through a float.
+   */
+  function parseMajor(text, exp) {
+    var s = String(text).replace(/[\s\u00a0\u202f'_]/g, '');
+    if (s === '') return { empty: true };
+    var intPart, fracPart = '';
+    var simple = /^(\d+)(?:[.,](\d*))?$/.exec(s);
+    var grouped = /^(\d{1,3}(?:([.,])\d{3})+)(?:([.,])(\d*))?$/.exec(s);
+    if (simple) {
+      intPart = simple[1];
+      fracPart = simple[2] || '';
+      // "1,000" or "1.000" in a currency with fewer than 3 decimals: a thousands separator.
+      if (fracPart.length > exp && fracPart.length === 3 && exp < 3) {
+        intPart += fracPart;
+        fracPart = '';
+      }
+    } else if (grouped && (!grouped[3] || grouped[3] !== grouped[2])) {
+      intPart = grouped[1].split(grouped[2]).join('');
+      fracPart = grouped[4] || '';
+    } else {
+      return { error: 'Please enter an amount as a number, like ' + example(exp) + '.' };
+    }
+    if (fracPart.length > exp) {
+      return { error: exp === 0
+        ? state.currency.toUpperCase() + ' amounts have no decimal places.'
+        : 'Please use at most ' + exp + ' decimal places.' };
+    }
+    intPart = intPart.replace(/^0+(?=\d)/, '');
+    if (intPart.length > 12) return { error: 'That amount is too large.' };
+    var minor = BigInt(intPart) * 10n ** BigInt(exp) + BigInt((fracPart + '000').slice(0, exp) || '0');
+    return { minor: Number(minor) };
+  }
+
+  function example(exp) { return exp === 0 ? '1500' : exp === 3 ? '25.000' : '25.00'; }
+
+  function locale() { return document.documentElement.lang || undefined; }
+
+  /** Exact decimal string of minor units, e.g. 2603 → "26.03" (exp 2), 1500 → "1500" (exp 0). */
+  function majorString(minor, exp) {
+    var negative = minor < 0;
+    var digits = String(Math.abs(minor));
+    if (exp > 0) {
+      digits = digits.padStart(exp + 1, '0');
+      digits = digits.slice(0, -exp) + '.' + digits.slice(-exp);
+    }
+    return (negative ? '-' : '') + digits;
+  }
+
+  function formatMoney(minor, code, opts) {
+    var exp = currencies[code] ? currencies[code].exponent : 2;
+    var options = { style: 'currency', currency: code.toUpperCase(),
+                    minimumFractionDigits: exp, maximumFractionDigits: exp };
+    if (opts && opts.trim && minor % Math.pow(10, exp) === 0) options.minimumFractionDigits = 0;
+    try {
+      // Intl formats decimal strings exactly.
+      return new Intl.NumberFormat(locale(), options).format(majorString(minor, exp));
+    } catch (e) {
+      return majorString(minor, exp) + ' ' + code.toUpperCase();
+    }
+  }
+
+  function currencySymbol(code) {
+    try {
+      var parts = new Intl.NumberFormat(locale(), { style: 'currency', currency: code.toUpperCase() })
+        .formatToParts(0);
+      for (var i = 0; i < parts.length; i++) if (parts[i].type === 'currency') return parts[i].value;
+    } catch (e) { /* fall through */ }
+    return code.toUpperCase();
+  }
+
+  // --- state --------------------------------------------------------------------------------
+
+  var params = new URLSearchParams(window.location.search);
+  var state = {
+    currency: config.currency,
+    frequency: 'monthly',
+    preset: null,      // minor units of the chosen preset button, or null for the custom input
+    started: null,     // {signature, contribution, stripe} of the contribution being paid
+    busy: false,
+  };
+
+  function presetsFor(code, frequency) {
+    var r = currencies[code];
+    var list = PRESETS[code] && PRESETS[code][frequency];
+    if (!list) {
+      var scale = Math.pow(10, r.exponent - 2);
+      list = PRESETS._2[frequency].map(function (v) { return Math.round(v * scale); });
+    }
+    list = list.filter(function (v) { return v >= r.minimum && v <= r.maximum; });
+    if (list.length < 2) {
+      list = [1, 2, 5, 10].map(function (k) { return r.minimum * k; })
+        .filter(function (v) { return v <= r.maximum; });
+    }
+    return list;
+  }
+
+  /** The gift in minor units from the chosen preset or the custom field: {minor} | {error} | {empty}. */
+  function currentAmount() {
+    if (state.preset !== null) return { minor: state.preset };
+    var parsed = parseMajor(el.custom.value, rule().exponent);
+    if (parsed.minor === undefined) return parsed;
+    var r = rule();
+    if (parsed.minor < r.minimum) {
+      return { minor: parsed.minor, error: 'The minimum is ' + formatMoney(r.minimum, state.currency) + '.' };
+    }
+    if (parsed.minor > r.maximum) {
+      return { minor: parsed.minor, error: 'The maximum is ' + formatMoney(r.maximum, state.currency) + '.' };
+    }
+    return parsed;
+  }
+
+  // --- rendering ----------------------------------------------------------------------------
+
+  function renderPresets() {
+    var list = presetsFor(state.currency, state.frequency);
+    el.presets.textContent = '';
+    list.forEach(function (minor) {
+      var b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'preset';
+      b.dataset.amount = String(minor);
+      b.setAttribute('aria-pressed', String(state.preset === minor));
+      var label = formatMoney(minor, state.currency, { trim: true });
+      b.innerHTML = '';
+      var strong = document.createElement('span');
+      strong.className = 'preset__amount';
+      strong.textContent = label;
+      b.appendChild(strong);
+      if (state.frequency !== 'one_off') {
+        var per = document.createElement('span');
+        per.className = 'preset__per';
+        per.textContent = state.frequency === 'monthly' ? '/month' : '/year';
+        b.appendChild(per);
+      }
+      b.setAttribute('aria-label', label + FREQUENCY_WORDS[state.frequency]);
+      b.addEventListener('click', function () { choosePreset(minor); });
+      el.presets.appendChild(b);
+    });
+  }
+
+  function choosePreset(minor) {
+    state.preset = minor;
+    el.custom.value = '';
+    setFieldError(el.custom, el.amountError, '');
+    update();
+  }
+
+  function update() {
+    var r = rule();
+    var code = state.currency;
+    el.badge.textContent = code.toUpperCase();
+    el.symbol.textContent = currencySymbol(code);
+    el.custom.placeholder = r.exponent === 0 ? '0' : '0.' + '0'.repeat(r.exponent);
+    el.custom.setAttribute('inputmode', r.exponent === 0 ? 'numeric' : 'decimal');
+    el.hint.textContent = 'Minimum ' + formatMoney(r.minimum, code) + ', maximum ' +
+      formatMoney(r.maximum, code) + '.';
+    Array.prototype.forEach.call(el.presets.querySelectorAll('.preset'), function (b) {
+      b.setAttribute('aria-pressed', String(Number(b.dataset.amount) === state.preset));
+    });
+    el.recurringNote.hidden = state.frequency === 'one_off';
+
+    var amount = currentAmount();
+    var gift = amount.minor !== undefined && !amount.error ? amount.minor : null;
+    // The fee line always shows an exact figure: for the chosen gift, or the minimum until then.
+    var basis = gift !== null ? gift : r.minimum;
+    var fee = chargeFor(basis, true).fee;
+    el.feeExtra.textContent = formatMoney(fee, code);
+    el.feeExtra.dataset.minor = String(fee);
+    el.feeGift.textContent = formatMoney(basis, code);
+
+    if (gift === null) {
+      el.summary.textContent = amount.empty || amount.error === undefined
+        ? 'Choose or enter an amount to continue.' : '';
+      el.submitLabel.textContent = 'Contribute';
+      return;
+    }
+    var charge = chargeFor(gift, el.cover.checked);
+    var total = formatMoney(charge.total, code);
+    el.submit.dataset.total = String(charge.total);
+    el.submitLabel.textContent = 'Contribute ' + total + FREQUENCY_WORDS[state.frequency];
+    var text;
+    if (state.frequency === 'one_off') {
+      text = 'You will be charged ' + total + ' once.';
+    } else {
+      text = 'You will be charged ' + total + ' today, then ' + total +
+        (state.frequency === 'monthly' ? ' every month' : ' every year') + ' until you cancel.';
+    }
+    if (charge.fee) {
+      text += ' That includes ' + formatMoney(charge.fee, code) + ' to cover processing fees.';
+    }
+    el.summary.textContent = text;
+  }
+
+  function setFieldError(input, holder, message) {
+    holder.textContent = message || '';
+    if (input) {
+      if (message) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+  }
+
+  function showErrors(messages) {
+    el.errors.textContent = '';
+    if (!messages.length) return;
+    if (messages.length === 1) {
+      var p = document.createElement('p');
+      p.textContent = messages[0];
+      el.errors.appendChild(p);
+    } else {
+      var intro = document.createElement('p');
+      intro.textContent = 'Please check the following:';
+      var ul = document.createElement('ul');
+      messages.forEach(function (m) {
+        var li = document.createElement('li');
+        li.textContent = m;
+        ul.appendChild(li);
+      });
+      el.errors.appendChild(intro);
+      el.errors.appendChild(ul);
+    }
+    // The live region announces the messages; bring them into view for sighted readers.
+    el.errors.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
+  function clearErrors() {
+    showErrors([]);
+    setFieldError(el.custom, el.amountError, '');
+    setFieldError(el.email, el.emailError, '');
+    setFieldError(el.name, el.nameError, '');
+    el.cardError.textContent = '';
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    el.submit.disabled = busy;
+    el.submit.setAttribute('aria-busy', String(busy));
+    form.classList.toggle('is-busy', busy);
+    if (busy) el.submitLabel.dataset.idle = el.submitLabel.textContent;
+    el.submitLabel.textContent = busy ? 'Processing…' : (el.submitLabel.dataset.idle || 'Contribute');
+    if (!busy) update();
+  }
+
+  // --- prefill from the appeal's call to action ----------------------------------------------
+
+  function prefill() {
+    var frequency = params.get('frequency');
+    if (FREQUENCIES.indexOf(frequency) >= 0) state.frequency = frequency;
+    var radio = document.getElementById('frequency-' + state.frequency);
+    if (radio) radio.checked = true;
+    var amount = params.get('amount');  // minor units, as in the API
+    if (amount && /^\d{1,12}$/.test(amount)) {
+      var minor = Number(amount);
+      if (presetsFor(state.currency, state.frequency).indexOf(minor) >= 0) {
+        state.preset = minor;
+      } else {
+        state.preset = null;
+        el.custom.value = majorString(minor, rule().exponent);
+      }
+    } else {
+      var list = presetsFor(state.currency, state.frequency);
+      state.preset = list[Math.min(1, list.length - 1)];
+    }
+    var email = params.get('email');
+    if (email) el.email.value = email;
+  }
+
+  // Attribution is best effort: a malformed link must never stop a reader from giving, so a
+  // value the API would refuse (too long, unknown placement) is left out rather than sent.
+  var ATTRIBUTION_LIMITS = { article: 200, campaign: 100, variant: 100, placement: 16, impression: 64 };
+  var PLACEMENTS = ['epic', 'banner', 'gate', 'direct'];
+
+  function attribution() {
+    var out = {};
+    ATTRIBUTION.forEach(function (key) {
+      var value = (params.get(key) || '').trim();
+      if (!value || value.length > ATTRIBUTION_LIMITS[key]) return;
+      if (key === 'placement' && PLACEMENTS.indexOf(value) < 0) return;
+      out[key] = value;
+    });
+    return out;
+  }
+
+  // --- Stripe -------------------------------------------------------------------------------
+
+  var stripe = null;
+  var card = null;
+  if (typeof window.Stripe === 'function' && config.publishable_key) {
+    try {
+      stripe = window.Stripe(config.publishable_key);
+      card = stripe.elements().create('card', {
+        hidePostalCode: false,
+        style: {
+          base: { fontSize: '16px', color: '#1a1a1a', fontFamily: 'system-ui, sans-serif',
+                  '::placeholder': { color: '#767676' } },
+          invalid: { color: '#b3261e' },
+        },
+      });
+      card.mount('#card-element');
+      card.on('change', function (event) {
+        el.cardError.textContent = event && event.error ? event.error.message : '';
+      });
+    } catch (e) {
+      stripe = null;
+    }
+  }
+  if (!stripe) {
+    showErrors(['The card form could not be loaded. Please check your connection and reload the page.']);
+    el.submit.disabled = true;
+  }
+
+  // --- API ----------------------------------------------------------------------------------
+
+  function ApiError(status, problem) {
+    this.status = status;
+    this.problem = problem || {};
+    this.message = this.problem.detail || this.problem.title || 'Something went wrong. Please try again.';
+  }
+
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) throw new ApiError(response.status, data);
+        return data;
+      });
+    }, function () {
+      throw new ApiError(0, { detail: 'We could not reach our server. Please check your connection and try again.' });
+    });
+  }
+
+  var FIELD_LABELS = { amount: 'Amount', currency: 'Currency', frequency: 'Frequency',
+                       email: 'Email', name: 'Name', cover_fees: 'Fee cover', attribution: 'Link' };
+
+  /** Put a 422's `errors` next to their fields; answers the messages for the summary. */
+  function showValidation(errors) {
+    var messages = [];
+    Object.keys(errors || {}).forEach(function (field) {
+      var list = errors[field];
+      var text = Array.isArray(list) ? list.join(' ')
+        : typeof list === 'object' ? Object.keys(list).map(function (k) {
+            return k + ': ' + [].concat(list[k]).join(' ');
+          }).join('; ')
+        : String(list);
+      if (field === 'amount' || field === 'currency') setFieldError(el.custom, el.amountError, text);
+      else if (field === 'email') setFieldError(el.email, el.emailError, text);
+      else if (field === 'name') setFieldError(el.name, el.nameError, text);
+      messages.push(field === '_schema' ? text : (FIELD_LABELS[field] || field) + ': ' + text);
+    });
+    return messages;
+  }
+
+  function stripeMessage(error) {
+    return (error && error.message) || 'Your card could not be used. Please check the details and try again.';
+  }
+
+  function thankYou(id) {
+    window.location.assign(config.thank_you + '?contribution=' + encodeURIComponent(id));
+  }
+
+  async function payOneOff(started, billing) {
+    var result = await stripe.createPaymentMethod({ type: 'card', card: card, billing_details: billing });
+    if (!result || result.error || !result.paymentMethod) {
+      throw { card: true, message: stripeMessage(result && result.error) };
+    }
+    var id = started.contribution.id;
+    var confirmed = await postJSON(config.api + '/' + id + '/confirm',
+                                   { payment_method: result.paymentMethod.id });
+    if (confirmed.stripe && confirmed.stripe.requires_action) {
+      var action = await stripe.confirmCardPayment(confirmed.stripe.client_secret);
+      if (action.error) throw { card: true, message: stripeMessage(action.error) };
+    }
+    thankYou(id);
+  }
+
+  async function payRecurring(started, billing) {
+    var result = await stripe.confirmCardSetup(started.stripe.client_secret, {
+      payment_method: { card: card, billing_details: billing },
+    });
+    if (!result || result.error) throw { card: true, message: stripeMessage(result && result.error) };
+    var id = started.contribution.id;
+    try {
+      await postJSON(config.api + '/' + id + '/subscribe', {});
+    } catch (err) {
+      // The card is now set up on this contribution; a new attempt starts a new one.
+      state.started = null;
+      throw err;
+    }
+    thankYou(id);
+  }
+
+  // --- submit -------------------------------------------------------------------------------
+
+  function validate() {
+    var messages = [];
+    var amount = currentAmount();
+    if (amount.empty) {
+      setFieldError(el.custom, el.amountError, 'Please choose or enter an amount.');
+      messages.push('Please choose or enter an amount.');
+    } else if (amount.error) {
+      setFieldError(el.custom, el.amountError, amount.error);
+      messages.push(amount.error);
+    }
+    var email = el.email.value.trim();
+    if (!email) {
+      setFieldError(el.email, el.emailError, 'Please enter your email address.');
+      messages.push('Please enter your email address.');
+    } else if (!el.email.checkValidity()) {
+      setFieldError(el.email, el.emailError, 'Please enter a valid email address, like name@example.org.');
+      messages.push('Please enter a valid email address.');
+    }
+    return { messages: messages, amount: amount.minor, email: email };
+  }
+
+  form.addEventListener('submit', async function (event) {
+    event.preventDefault();
+    if (state.busy || !stripe) return;
+    clearErrors();
+    var checked = validate();
+    if (checked.messages.length) {
+      showErrors(checked.messages);
+      return;
+    }
+    var name = el.name.value.trim();
+    var body = {
+      amount: checked.amount,
+      currency: state.currency,
+      frequency: state.frequency,
+      email: checked.email,
+      name: name || null,
+      cover_fees: el.cover.checked,
+      attribution: attribution(),
+    };
+    var signature = JSON.stringify(body);
+    var billing = { email: checked.email };
+    if (name) billing.name = name;
+
+    setBusy(true);
+    try {
+      // A retry with the same details (e.g. another card after a decline) pays the same
+      // contribution; changed details start a new one.
+      if (!state.started || state.started.signature !== signature) {
+        state.started = null;
+        var created = await postJSON(config.api, body);
+        state.started = { signature: signature, contribution: created.contribution, stripe: created.stripe };
+      }
+      if (state.started.stripe.intent === 'payment_intent') {
+        await payOneOff(state.started, billing);
+      } else {
+        await payRecurring(state.started, billing);
+      }
+      // Navigating away: keep the button disabled.
+      return;
+    } catch (err) {
+      setBusy(false);
+      if (err instanceof ApiError) {
+        if (err.status === 422 && err.problem.errors) {
+          showErrors(showValidation(err.problem.errors));
+        } else if (err.status === 402) {
+          el.cardError.textContent = err.message;
+          showErrors([err.message + ' Please try another card.']);
+        } else {
+          if (err.status === 409) state.started = null;
+          showErrors([err.message]);
+        }
+      } else if (err && err.card) {
+        el.cardError.textContent = err.message;
+        showErrors([err.message]);
+      } else {
+        showErrors(['Something went wrong. Please try again.']);
+        if (window.console) console.error(err);
+      }
+    }
+  });
+
+  // --- wiring -------------------------------------------------------------------------------
+
+  Array.prototype.forEach.call(document.querySelectorAll('input[name="frequency"]'), function (radio) {
+    radio.addEventListener('change', function () {
+      if (!radio.checked) return;
+      var before = presetsFor(state.currency, state.frequency);
+      var index = state.preset !== null ? before.indexOf(state.preset) : -1;
+      state.frequency = radio.value;
+      var after = presetsFor(state.currency, state.frequency);
+      if (index >= 0) state.preset = after[Math.min(index, after.length - 1)];
+      renderPresets();
+      update();
+    });
+  });
+
+  el.currency.addEventListener('change', function () {
+    if (!currencies[el.currency.value]) return;
+    var before = presetsFor(state.currency, state.frequency);
+    var index = state.preset !== null ? before.indexOf(state.preset) : -1;
+    state.currency = el.currency.value;
+    var after = presetsFor(state.currency, state.frequency);
+    if (index >= 0) state.preset = after[Math.min(index, after.length - 1)];
+    else el.custom.value = '';
+    if (index < 0 && state.preset === null) state.preset = after[Math.min(1, after.length - 1)];
+    renderPresets();
+    update();
+  });
+
+  el.custom.addEventListener('input', function () {
+    state.preset = el.custom.value.trim() ? null : state.preset;
+    setFieldError(el.custom, el.amountError, '');
+    update();
+  });
+  el.custom.addEventListener('focus', function () {
+    if (el.custom.value.trim()) state.preset = null;
+    update();
+  });
+  el.custom.addEventListener('blur', function () {
+    var amount = currentAmount();
+    if (state.preset === null && amount.error) setFieldError(el.custom, el.amountError, amount.error);
+  });
+  el.cover.addEventListener('change', update);
+  el.email.addEventListener('input', function () { setFieldError(el.email, el.emailError, ''); });
+
+  prefill();
+  renderPresets();
+  update();
+})();

@@ -1,0 +1,91 @@
+"""Bad input gets a clear problem+json error and changes nothing."""
+
+import pytest
+from sqlalchemy import func, select
+
+from donations.checkout.models import Contribution
+
+GOOD = {"amount": 2500, "currency": "usd", "frequency": "one_off", "email": "a@example.org"}
+
+
+def count(database):
+    with database.sessions() as s:
+        return s.scalar(select(func.count()).select_from(Contribution))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": 99}, "amount"),  # below the usd minimum
+        ({"amount": 1_000_001}, "amount"),  # above the maximum
+        ({"amount": 25.5}, "amount"),  # never floats
+        ({"amount": "2500"}, "amount"),
+        ({"currency": "xyz"}, "currency"),
+        ({"currency": "USD"}, "currency"),  # lowercase ISO 4217, as Stripe
+        ({"frequency": "weekly"}, "frequency"),
+        ({"email": "not-an-email"}, "email"),
+        ({"cover_fees": "maybe"}, "cover_fees"),
+        ({"attribution": {"placement": "sidebar"}}, "attribution"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_contributions_get_422_naming_the_field(api, database, change, field):
+    r = api.post("/api/v1/contributions", json={**GOOD, **change})
+    assert r.status_code == 422, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert field in r.json()["errors"]
+    assert count(database) == 0
+
+
+def test_malformed_json_and_wrong_content_type(api, database):
+    r = api.post("/api/v1/contributions", data="{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    r = api.post("/api/v1/contributions", data="amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415
+    r = api.post("/api/v1/contributions", data="x" * 100_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert count(database) == 0
+
+
+def test_zero_decimal_currencies_use_whole_units(api, database):
+    r = api.post("/api/v1/contributions", json={**GOOD, "currency": "jpy", "amount": 50})
+    assert r.status_code == 422  # ¥50 is below the ¥100 minimum
+
+
+def test_unknown_contributions_are_404(api):
+    assert api.get("/api/v1/contributions/ctb_000000000000000000000000").status_code == 404
+    assert api.get("/api/v1/contributions/nonsense").status_code == 404
+    r = api.post("/api/v1/contributions/ctb_000000000000000000000000/subscribe", json={})
+    assert r.status_code == 404
+
+
+def test_every_response_carries_a_request_id(api):
+    assert len(api.get("/healthz").headers["X-Request-ID"]) == 32
+    echoed = api.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["X-Request-ID"] == "abc-123"
+    assert api.get("/healthz", headers={"X-Request-ID": "bad id\x01"}).headers["X-Request-ID"] != "bad id"
+
+
+def test_stripe_unreachable_answers_502_and_leaves_no_contribution(app, database, settings):
+    from donations.app import create_app
+    from donations.stripe_gateway import StripeGateway
+
+    down = settings.with_overrides(stripe_api_base="http://127.0.0.1:9")  # nothing listens
+    client = create_app(down, database=database, gateway=StripeGateway.from_settings(down)).test_client()
+    r = client.post("/api/v1/contributions", json=GOOD)
+    assert r.status_code == 502
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "reached" in r.json["detail"]
+    assert count(database) == 0
+
+
+def test_the_openapi_document_lists_every_endpoint(api):
+    doc = api.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    for path in ("/api/v1/contributions", "/api/v1/contributions/{contribution_id}",
+                 "/api/v1/contributions/{contribution_id}/subscribe",
+                 "/api/v1/admin/reports/summary", "/api/v1/admin/ledger/trial-balance"):
+        assert path in doc["paths"]
+    docs = api.get("/docs/")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assert "cdn" not in docs.text.lower()
