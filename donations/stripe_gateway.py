@@ -537,6 +537,9 @@ class StripeGateway:
         )
         return Subscription.parse(sub)
 
+    def cancel_subscription(self, sub_id: str) -> Subscription:
+        return Subscription.parse(self._call(self._v1.subscriptions.cancel, sub_id))
+
     def retrieve_subscription(self, sub_id: str) -> Subscription:
         return Subscription.parse(self._call(self._v1.subscriptions.retrieve, sub_id))
 

@@ -17,6 +17,7 @@ from donations.db import new_id
 from donations.money import CurrencyRule
 from donations.stripe_gateway import PaymentDeclined, PaymentIntent, StripeGateway
 
+UNPAID_SUBSCRIPTION = frozenset({"incomplete", "incomplete_expired", "past_due", "unpaid"})
 ATTRIBUTION_FIELDS = ("article", "campaign", "variant", "placement", "impression")
 
 
@@ -181,6 +182,14 @@ def subscribe(
     stripe_sub = gateway.create_subscription(
         customer_id=customer_id, plan_id=plan_id, metadata=metadata
     )
+    if stripe_sub.status in UNPAID_SUBSCRIPTION:
+        # Stripe creates the subscription even when its first payment fails
+        # (payment_behavior=allow_incomplete): don't leave it to retry a card that failed.
+        gateway.cancel_subscription(stripe_sub.id)
+        raise PaymentDeclined(
+            "Your card was declined for the first payment. Please try another card.",
+            "card_declined",
+        )
     if donor is not None and donor.stripe_customer_id is None:
         donor.stripe_customer_id = customer_id
     contribution.stripe_subscription_id = stripe_sub.id

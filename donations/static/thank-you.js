@@ -51,9 +51,15 @@
     }
   }
 
+  var STATUS_WORDS = {
+    pending: 'processing', succeeded: 'payment succeeded', failed: 'payment failed',
+    canceled: 'canceled', refunded: 'refunded', partially_refunded: 'partially refunded',
+    disputed: 'disputed', unknown: 'not found',
+  };
+
   function show(status, title, text, withActions) {
     el.outcome.dataset.status = status;
-    el.status.textContent = status;
+    el.status.textContent = STATUS_WORDS[status] || status;
     el.title.textContent = title;
     el.text.textContent = text;
     el.actions.hidden = !withActions;

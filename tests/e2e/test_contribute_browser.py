@@ -123,7 +123,7 @@ def test_a_one_off_contribution_with_a_good_card_is_paid_and_thanked(
     page.wait_for_selector("#outcome[data-status=succeeded]")
     assert "Thank you" in page.inner_text("#outcome-title")
     assert "$26.06" in page.inner_text("#outcome-text")
-    assert page.inner_text("#outcome-status") == "succeeded"
+    assert page.text_content("#outcome-status") == "payment succeeded"
 
     token = wait_for(lambda: page.evaluate("localStorage.getItem('donations:supporter')"))
     supporter = supporters.verify(settings.secret_key, token)

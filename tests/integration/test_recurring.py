@@ -121,3 +121,67 @@ def test_cancelling_at_stripe_is_reflected_on_the_subscription(subscribed, datab
     wait_for(canceled)
     # the paid contribution keeps its status: cancelling stops future renewals only
     assert contribution(database, subscribed["id"]).status == "succeeded"
+
+
+def test_an_annual_contribution_bills_a_yearly_plan(api, database, stripe_client):
+    started = api.post("/api/v1/contributions", json={**BODY, "frequency": "annual",
+                                                      "amount": 12000, "cover_fees": False}).json()
+    cid = started["contribution"]["id"]
+    confirm_setup_in_browser(stripe_client, started["stripe"]["client_secret"])
+    sub_id = api.post(f"/api/v1/contributions/{cid}/subscribe", json={}).json()["contribution"][
+        "subscription"]
+    sub = stripe_client.v1.subscriptions.retrieve(sub_id)
+    assert sub["items"].data[0].plan.interval == "year"
+    assert sub["items"].data[0].plan.amount == 12000
+    wait_for(lambda: contribution(database, cid).status == "succeeded")
+    assert lines_for(database, cid) == sorted([(a.STRIPE_BALANCE, 12000), (a.GIFTS_RECURRING, -12000)])
+
+
+def test_two_concurrent_subscribe_calls_create_one_subscription(api, database, stripe_client):
+    import threading
+
+    started = api.post("/api/v1/contributions", json=BODY).json()
+    cid = started["contribution"]["id"]
+    confirm_setup_in_browser(stripe_client, started["stripe"]["client_secret"])
+    codes, subs = [], []
+
+    def call():
+        r = api.post(f"/api/v1/contributions/{cid}/subscribe", json={})
+        codes.append(r.status_code)
+        subs.append(r.json()["contribution"]["subscription"])
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200, 201]
+    assert subs[0] == subs[1]
+
+
+def test_a_card_declined_at_the_first_renewal_charge_answers_402(api, database, stripe_client):
+    started = api.post("/api/v1/contributions", json=BODY).json()
+    cid = started["contribution"]["id"]
+    confirm_setup_in_browser(stripe_client, started["stripe"]["client_secret"],
+                             payment_method="pm_card_chargeCustomerFail")
+    r = api.post(f"/api/v1/contributions/{cid}/subscribe", json={})
+    assert r.status_code == 402, r.text
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "declined" in r.json()["detail"]
+    assert contribution(database, cid).stripe_subscription_id is None
+    # Stripe sends invoice.payment_failed (→ failed); the emulator only the deletion (→ canceled)
+    wait_for(lambda: contribution(database, cid).status in ("failed", "canceled"))
+    assert lines_for(database, cid) == []
+    subs = stripe_client.v1.subscriptions.list(params={"limit": 100}).data
+    assert all(s.status == "canceled" for s in subs if s.metadata.get("contribution_id") == cid)
+
+
+def test_a_subscription_updated_event_is_synced_from_stripe(subscribed, api, database, stripe_client):
+    sub_id = subscribed["subscription"]
+    stripe_client.v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})
+    # the emulator never sends customer.subscription.updated; Stripe does
+    r = post_event(api, make_event("customer.subscription.updated", {"id": sub_id, "object": "subscription"}))
+    assert r.status_code == 200, r.text
+    with database.sessions() as s:
+        row = s.get(Subscription, sub_id)
+        assert row.cancel_at_period_end is True and row.status == "active"
