@@ -1,4 +1,4 @@
-from tests.e2e.test_contribute_browser import *  # noqa
+from tests.e2e.test_contribute_browser import browser, page, open_contribute  # noqa
 
 def test_dbg(page, live_server):
     open_contribute(page, live_server, currency="usd", frequency="one_off")

@@ -173,7 +173,8 @@ def test_a_card_declined_at_the_first_renewal_charge_answers_402(api, database, 
     wait_for(lambda: contribution(database, cid).status in ("failed", "canceled"))
     assert lines_for(database, cid) == []
     subs = stripe_client.v1.subscriptions.list(params={"limit": 100}).data
-    assert all(s.status == "canceled" for s in subs if s.metadata.get("contribution_id") == cid)
+    mine = [s for s in subs if s.metadata.to_dict().get("contribution_id") == cid]
+    assert mine and all(s.status == "canceled" for s in mine)
 
 
 def test_a_subscription_updated_event_is_synced_from_stripe(subscribed, api, database, stripe_client):
