@@ -591,18 +591,18 @@
     update();
   });
 
+  // Only malformed input is flagged while typing; limits are checked on submit (typing "1500"
+  // passes through "1"), and nothing is shown on blur, which would move the submit button
+  // under the pointer between mousedown and click.
   el.custom.addEventListener('input', function () {
     state.preset = el.custom.value.trim() ? null : state.preset;
-    setFieldError(el.custom, el.amountError, '');
+    var parsed = parseMajor(el.custom.value, rule().exponent);
+    setFieldError(el.custom, el.amountError, parsed.error || '');
     update();
   });
   el.custom.addEventListener('focus', function () {
     if (el.custom.value.trim()) state.preset = null;
     update();
-  });
-  el.custom.addEventListener('blur', function () {
-    var amount = currentAmount();
-    if (state.preset === null && amount.error) setFieldError(el.custom, el.amountError, amount.error);
   });
   el.cover.addEventListener('change', update);
   el.email.addEventListener('input', function () { setFieldError(el.email, el.emailError, ''); });
