@@ -19,4 +19,4 @@ class Services:
 
 
 def services() -> Services:
-    return current_app.extensions["donations"]  # type: ignore[no-any-return]
+    return current_app.extensions["donations"]

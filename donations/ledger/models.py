@@ -54,5 +54,5 @@ class AppendOnlyViolation(RuntimeError):
 @event.listens_for(JournalEntry, "before_delete")
 @event.listens_for(JournalLine, "before_update")
 @event.listens_for(JournalLine, "before_delete")
-def _refuse_changes(_mapper, _connection, target):  # type: ignore[no-untyped-def]
+def _refuse_changes(_mapper, _connection, target):
     raise AppendOnlyViolation(f"{type(target).__name__} rows are append-only")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -153,7 +154,7 @@ def reconcile(
             if booked is None:
                 fix(
                     Difference("payment not booked", source, f"{txn.amount} {txn.currency}"),
-                    lambda books, s=source: books.book_charge(s),
+                    partial(Books.book_charge, charge_id=source),
                 )
                 continue
             if booked != expected:
@@ -170,14 +171,14 @@ def reconcile(
                     continue
                 fix(
                     Difference("refund not booked", source, f"{-txn.amount} {txn.currency}"),
-                    lambda books, s=source: books.book_refund_object(s),
+                    partial(Books.book_refund_object, refund_id=source),
                 )
                 continue
         elif txn.type == "payout" and source.startswith("po_"):
             if _entry_amount(db, f"payout:{source}") is None:
                 fix(
                     Difference("payout not booked", source, f"{-txn.amount} {txn.currency}"),
-                    lambda books, s=source: books.book_payout(s, {"id": s}),
+                    partial(Books.book_payout, payout_id=source, obj={"id": source}),
                 )
                 continue
         elif txn.type == "adjustment" and source.startswith("dp_"):
@@ -192,12 +193,7 @@ def reconcile(
         if txn.fee and _entry_amount(db, f"fee:{txn.id}") is None:
             fix(
                 Difference("Stripe fee not booked", txn.id, f"{txn.fee} {txn.currency}"),
-                lambda books, t=txn: (
-                    books.book_fee(
-                        t.id, None, fee=t.fee, currency=t.currency, occurred_at=t.created
-                    )
-                    or "booked fee"
-                ),
+                partial(Books.book_fee_of, txn=txn),
             )
     progress(f"balance transactions checked: {report.transactions_seen}")
     return report

@@ -85,19 +85,22 @@
 
   /**
    * What the reader typed, in major units, as integer minor units (or {error}).
-   * Accepts "25", "25.5", "25,50", "1,000", "1 000.00"; never parses through a float.
+   * Accepts "25", "25.5", "25,50", "1,000", "1 000.00", "1.000,50"; never parses through a
+   * float.
    */
   function parseMajor(text, exp) {
     var s = String(text).replace(/[\s\u00a0\u202f'_]/g, '');
     if (s === '') return { empty: true };
+    if (/^\.\d/.test(s)) s = '0' + s;  // ".5"
     var intPart, fracPart = '';
     var simple = /^(\d+)(?:[.,](\d*))?$/.exec(s);
-    var grouped = /^(\d{1,3}(?:([.,])\d{3})+)(?:([.,])(\d*))?$/.exec(s);
+    var grouped = /^(\d{1,3}([.,])\d{3}(?:\2\d{3})*)(?:([.,])(\d*))?$/.exec(s);
     if (simple) {
       intPart = simple[1];
       fracPart = simple[2] || '';
-      // "1,000" or "1.000" in a currency with fewer than 3 decimals: a thousands separator.
-      if (fracPart.length > exp && fracPart.length === 3 && exp < 3) {
+      // "1,000" in a currency with fewer than 3 decimals: a thousands separator. A single dot
+      // is always the decimal point ("2.505" is refused for usd rather than read as 2505).
+      if (s.indexOf(',') >= 0 && fracPart.length === 3 && exp < 3) {
         intPart += fracPart;
         fracPart = '';
       }

@@ -20,6 +20,7 @@ from donations.checkout.models import Contribution, Subscription
 from donations.db import new_id, utcnow
 from donations.ledger import accounts, journal, postings
 from donations.stripe_gateway import (
+    BalanceTransaction,
     Charge,
     Dispute,
     NotFoundAtStripe,
@@ -251,6 +252,10 @@ class Books:
             lines=postings.stripe_fee(fee),
             memo="Stripe fee",
         )
+
+    def book_fee_of(self, txn: BalanceTransaction) -> str:
+        self.book_fee(txn.id, None, fee=txn.fee, currency=txn.currency, occurred_at=txn.created)
+        return "booked fee"
 
     def payment_failed(self, intent_id: str, type_: str) -> str:
         contribution = self._by(Contribution.stripe_payment_intent_id, intent_id)

@@ -40,9 +40,15 @@ def test_invalid_contributions_get_422_naming_the_field(api, database, change, f
 def test_malformed_json_and_wrong_content_type(api, database):
     r = api.post("/api/v1/contributions", data="{", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
-    r = api.post("/api/v1/contributions", data="amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = api.post(
+        "/api/v1/contributions",
+        data="amount=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415
-    r = api.post("/api/v1/contributions", data="x" * 100_000, headers={"Content-Type": "application/json"})
+    r = api.post(
+        "/api/v1/contributions", data="x" * 100_000, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 413
     assert count(database) == 0
 
@@ -63,7 +69,10 @@ def test_every_response_carries_a_request_id(api):
     assert len(api.get("/healthz").headers["X-Request-ID"]) == 32
     echoed = api.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["X-Request-ID"] == "abc-123"
-    assert api.get("/healthz", headers={"X-Request-ID": "bad id\x01"}).headers["X-Request-ID"] != "bad id"
+    assert (
+        api.get("/healthz", headers={"X-Request-ID": "bad id\x01"}).headers["X-Request-ID"]
+        != "bad id"
+    )
 
 
 def test_stripe_unreachable_answers_502_and_leaves_no_contribution(app, database, settings):
@@ -71,7 +80,9 @@ def test_stripe_unreachable_answers_502_and_leaves_no_contribution(app, database
     from donations.stripe_gateway import StripeGateway
 
     down = settings.with_overrides(stripe_api_base="http://127.0.0.1:9")  # nothing listens
-    client = create_app(down, database=database, gateway=StripeGateway.from_settings(down)).test_client()
+    client = create_app(
+        down, database=database, gateway=StripeGateway.from_settings(down)
+    ).test_client()
     r = client.post("/api/v1/contributions", json=GOOD)
     assert r.status_code == 502
     assert r.headers["Content-Type"] == "application/problem+json"
@@ -82,9 +93,13 @@ def test_stripe_unreachable_answers_502_and_leaves_no_contribution(app, database
 def test_the_openapi_document_lists_every_endpoint(api):
     doc = api.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
-    for path in ("/api/v1/contributions", "/api/v1/contributions/{contribution_id}",
-                 "/api/v1/contributions/{contribution_id}/subscribe",
-                 "/api/v1/admin/reports/summary", "/api/v1/admin/ledger/trial-balance"):
+    for path in (
+        "/api/v1/contributions",
+        "/api/v1/contributions/{contribution_id}",
+        "/api/v1/contributions/{contribution_id}/subscribe",
+        "/api/v1/admin/reports/summary",
+        "/api/v1/admin/ledger/trial-balance",
+    ):
         assert path in doc["paths"]
     docs = api.get("/docs/")
     assert docs.status_code == 200 and "swagger-ui" in docs.text

@@ -58,7 +58,9 @@ def test_a_one_off_contribution_is_paid_and_booked_once(api, database, stripe_cl
     assert pi.metadata["campaign"] == "year-end-2020"
     assert pi.metadata["article"] == "putin-congratulates-biden"
 
-    r = api.post(f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    r = api.post(
+        f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["stripe"]["status"] == "succeeded"
 
@@ -89,7 +91,9 @@ def test_a_declined_card_answers_402_and_books_nothing(api, database):
         assert s.scalar(select(func.count()).select_from(JournalEntry)) == 0
 
     # the donor tries another card on the same contribution, and it goes through
-    r = api.post(f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    r = api.post(
+        f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"}
+    )
     assert r.status_code == 200, r.text
     wait_for(lambda: status_of(api, c["id"]) == "succeeded")
     assert ledger_lines(database, c["id"]) == sorted(

@@ -22,7 +22,11 @@ def run_reconcile(migrated_url, localstripe, *args):
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     return subprocess.run(
         [sys.executable, "-m", "donations.cli", "reconcile", "--since", today, *args],
-        env=env, capture_output=True, text=True, timeout=120, cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
     )
 
 
@@ -40,8 +44,12 @@ def test_reconcile_books_missed_payments_and_refunds_then_finds_nothing(
 ):
     body = {"amount": 4200, "currency": "usd", "frequency": "one_off", "email": "r@example.org"}
     cid = api.post("/api/v1/contributions", json=body).json()["contribution"]["id"]
-    assert api.post(f"/api/v1/contributions/{cid}/confirm",
-                    json={"payment_method": "pm_card_visa"}).status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/contributions/{cid}/confirm", json={"payment_method": "pm_card_visa"}
+        ).status_code
+        == 200
+    )
     with database.sessions() as s:
         pi_id = s.get(Contribution, cid).stripe_payment_intent_id
     stripe_client.v1.refunds.create(params={"payment_intent": pi_id, "amount": 200})
@@ -60,6 +68,7 @@ def test_reconcile_books_missed_payments_and_refunds_then_finds_nothing(
         c = s.get(Contribution, cid)
         assert (c.status, c.refunded_amount) == ("partially_refunded", 200)
     from donations.ledger import journal
+
     with database.sessions() as s:
         assert journal.account_total(s, a.STRIPE_BALANCE, "usd", contribution_id=cid) == 4000
 
@@ -72,8 +81,12 @@ def test_reconcile_ignores_charges_that_are_not_contributions(
     deliveries_lost, stripe_client, migrated_url, localstripe
 ):
     pi = stripe_client.v1.payment_intents.create(
-        params={"amount": 999, "currency": "usd", "payment_method": "pm_card_visa",
-                "payment_method_types": ["card"]}
+        params={
+            "amount": 999,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "payment_method_types": ["card"],
+        }
     )
     stripe_client.v1.payment_intents.confirm(pi.id)
     result = run_reconcile(migrated_url, localstripe)

@@ -21,7 +21,9 @@ BODY = {
 def confirm_setup_in_browser(stripe_client, client_secret, payment_method="pm_card_visa"):
     """What Stripe.js's confirmCardSetup does in the browser."""
     seti_id = client_secret.split("_secret_")[0]
-    return stripe_client.v1.setup_intents.confirm(seti_id, params={"payment_method": payment_method})
+    return stripe_client.v1.setup_intents.confirm(
+        seti_id, params={"payment_method": payment_method}
+    )
 
 
 def contribution(database, cid):
@@ -96,7 +98,9 @@ def test_each_renewal_is_its_own_contribution_and_invoice_paid_dedupes(
 
     # A renewal: the emulator has no test clocks, so make Stripe bill the next period now.
     sub = stripe_client.v1.subscriptions.retrieve(sub_id)
-    invoice = stripe_client.v1.invoices.create(params={"customer": sub.customer, "subscription": sub_id})
+    invoice = stripe_client.v1.invoices.create(
+        params={"customer": sub.customer, "subscription": sub_id}
+    )
     stripe_client.v1.invoices.pay(invoice.id)
     event = make_event("invoice.paid", {"id": invoice.id, "object": "invoice"})
     for _ in range(2):
@@ -115,26 +119,33 @@ def test_each_renewal_is_its_own_contribution_and_invoice_paid_dedupes(
 def test_cancelling_at_stripe_is_reflected_on_the_subscription(subscribed, database, stripe_client):
     sub_id = subscribed["subscription"]
     stripe_client.v1.subscriptions.cancel(sub_id)
+
     def canceled():
         with database.sessions() as s:
             return s.get(Subscription, sub_id).status == "canceled"
+
     wait_for(canceled)
     # the paid contribution keeps its status: cancelling stops future renewals only
     assert contribution(database, subscribed["id"]).status == "succeeded"
 
 
 def test_an_annual_contribution_bills_a_yearly_plan(api, database, stripe_client):
-    started = api.post("/api/v1/contributions", json={**BODY, "frequency": "annual",
-                                                      "amount": 12000, "cover_fees": False}).json()
+    started = api.post(
+        "/api/v1/contributions",
+        json={**BODY, "frequency": "annual", "amount": 12000, "cover_fees": False},
+    ).json()
     cid = started["contribution"]["id"]
     confirm_setup_in_browser(stripe_client, started["stripe"]["client_secret"])
     sub_id = api.post(f"/api/v1/contributions/{cid}/subscribe", json={}).json()["contribution"][
-        "subscription"]
+        "subscription"
+    ]
     sub = stripe_client.v1.subscriptions.retrieve(sub_id)
     assert sub["items"].data[0].plan.interval == "year"
     assert sub["items"].data[0].plan.amount == 12000
     wait_for(lambda: contribution(database, cid).status == "succeeded")
-    assert lines_for(database, cid) == sorted([(a.STRIPE_BALANCE, 12000), (a.GIFTS_RECURRING, -12000)])
+    assert lines_for(database, cid) == sorted(
+        [(a.STRIPE_BALANCE, 12000), (a.GIFTS_RECURRING, -12000)]
+    )
 
 
 def test_two_concurrent_subscribe_calls_create_one_subscription(api, database, stripe_client):
@@ -162,8 +173,11 @@ def test_two_concurrent_subscribe_calls_create_one_subscription(api, database, s
 def test_a_card_declined_at_the_first_renewal_charge_answers_402(api, database, stripe_client):
     started = api.post("/api/v1/contributions", json=BODY).json()
     cid = started["contribution"]["id"]
-    confirm_setup_in_browser(stripe_client, started["stripe"]["client_secret"],
-                             payment_method="pm_card_chargeCustomerFail")
+    confirm_setup_in_browser(
+        stripe_client,
+        started["stripe"]["client_secret"],
+        payment_method="pm_card_chargeCustomerFail",
+    )
     r = api.post(f"/api/v1/contributions/{cid}/subscribe", json={})
     assert r.status_code == 402, r.text
     assert r.headers["Content-Type"] == "application/problem+json"
@@ -177,11 +191,15 @@ def test_a_card_declined_at_the_first_renewal_charge_answers_402(api, database, 
         assert stripe_client.v1.subscriptions.retrieve(sub.id).status == "canceled"
 
 
-def test_a_subscription_updated_event_is_synced_from_stripe(subscribed, api, database, stripe_client):
+def test_a_subscription_updated_event_is_synced_from_stripe(
+    subscribed, api, database, stripe_client
+):
     sub_id = subscribed["subscription"]
     stripe_client.v1.subscriptions.update(sub_id, params={"cancel_at_period_end": True})
     # the emulator never sends customer.subscription.updated; Stripe does
-    r = post_event(api, make_event("customer.subscription.updated", {"id": sub_id, "object": "subscription"}))
+    r = post_event(
+        api, make_event("customer.subscription.updated", {"id": sub_id, "object": "subscription"})
+    )
     assert r.status_code == 200, r.text
     with database.sessions() as s:
         row = s.get(Subscription, sub_id)

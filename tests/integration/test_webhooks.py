@@ -16,10 +16,17 @@ from tests.conftest import OLD_WEBHOOK_SECRET, make_event, post_event, sign, wai
 
 
 def paid_one_off(api, database, amount=5000, cover_fees=False, wait=True):
-    body = {"amount": amount, "currency": "usd", "frequency": "one_off",
-            "email": "donor@example.org", "cover_fees": cover_fees}
+    body = {
+        "amount": amount,
+        "currency": "usd",
+        "frequency": "one_off",
+        "email": "donor@example.org",
+        "cover_fees": cover_fees,
+    }
     c = api.post("/api/v1/contributions", json=body).json()["contribution"]
-    r = api.post(f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"})
+    r = api.post(
+        f"/api/v1/contributions/{c['id']}/confirm", json={"payment_method": "pm_card_visa"}
+    )
     assert r.status_code == 200, r.text
     if wait:
         wait_for(lambda: row(database, c["id"]).status == "succeeded")
@@ -73,8 +80,16 @@ def balance_of(database, account, cid):
     ],
 )
 def test_unverifiable_or_malformed_deliveries_change_nothing(api, database, headers, body, status):
-    event = make_event("payout.paid", {"id": "po_x", "object": "payout", "amount": 100,
-                                       "currency": "usd", "created": int(time.time())})
+    event = make_event(
+        "payout.paid",
+        {
+            "id": "po_x",
+            "object": "payout",
+            "amount": 100,
+            "currency": "usd",
+            "created": int(time.time()),
+        },
+    )
     payload = body if body is not None else json.dumps(event)
     headers = {"Content-Type": "application/json", **headers}
     match headers.get("Stripe-Signature"):
@@ -92,9 +107,17 @@ def test_unverifiable_or_malformed_deliveries_change_nothing(api, database, head
 
 
 def test_the_previous_secret_still_verifies_during_a_rotation(api, database):
-    event = make_event("payout.paid", {"id": "po_rot", "object": "payout", "amount": 700,
-                                       "currency": "usd", "status": "paid",
-                                       "created": int(time.time())})
+    event = make_event(
+        "payout.paid",
+        {
+            "id": "po_rot",
+            "object": "payout",
+            "amount": 700,
+            "currency": "usd",
+            "status": "paid",
+            "created": int(time.time()),
+        },
+    )
     r = post_event(api, event, secret=OLD_WEBHOOK_SECRET)
     assert r.status_code == 200
     assert [e.key for e in entries(database)] == ["payout:po_rot"]
@@ -115,8 +138,10 @@ def test_the_same_event_five_times_and_from_two_threads_books_once(api, database
     charge_id = pi.latest_charge.id if hasattr(pi.latest_charge, "id") else pi.latest_charge
     event = make_event("charge.succeeded", {"id": charge_id, "object": "charge"})
     results = []
+
     def deliver():
         results.append(post_event(api, event).status_code)
+
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     for t in threads:
         t.start()
@@ -131,8 +156,12 @@ def test_the_same_event_five_times_and_from_two_threads_books_once(api, database
     assert len(payments) == 1
     assert balance_of(database, a.STRIPE_BALANCE, c.id) == 5000
     with database.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(StripeEvent)
-                        .where(StripeEvent.id == event["id"])) == 1
+        assert (
+            s.scalar(
+                select(func.count()).select_from(StripeEvent).where(StripeEvent.id == event["id"])
+            )
+            == 1
+        )
 
 
 # --- refunds -------------------------------------------------------------------------------------
@@ -143,15 +172,17 @@ def refund_event(stripe_client, charge_id):
 
 def test_a_partial_then_a_full_refund_are_booked_on_their_own_days(api, database, stripe_client):
     c = paid_one_off(api, database, amount=5000)
-    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
-                                            "amount": 1500})
+    stripe_client.v1.refunds.create(
+        params={"payment_intent": c.stripe_payment_intent_id, "amount": 1500}
+    )
     assert post_event(api, refund_event(stripe_client, c.stripe_charge_id)).status_code == 200
     assert row(database, c.id).status == "partially_refunded"
     assert balance_of(database, a.REFUNDS, c.id) == 1500
 
     # the rest (explicitly: the emulator would refund the whole charge again)
-    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
-                                            "amount": 3500})
+    stripe_client.v1.refunds.create(
+        params={"payment_intent": c.stripe_payment_intent_id, "amount": 3500}
+    )
     r = post_event(api, refund_event(stripe_client, c.stripe_charge_id))
     assert r.status_code == 200
     assert row(database, c.id).status == "refunded"
@@ -183,7 +214,9 @@ def test_a_refund_arriving_before_its_payment_converges_to_the_same_books(
     wait_for(lambda: len(entries(database, contribution_id=c["id"])) >= 2)
     time.sleep(1.5)  # the payment's own event arrives and books nothing new
     assert sorted(e.key.split(":")[0] for e in entries(database, contribution_id=c["id"])) == [
-        "payment", "refund"]
+        "payment",
+        "refund",
+    ]
     assert balance_of(database, a.STRIPE_BALANCE, c["id"]) == 2000
     assert row(database, c["id"]).status == "partially_refunded"
 
@@ -191,14 +224,39 @@ def test_a_refund_arriving_before_its_payment_converges_to_the_same_books(
 # --- disputes (the emulator has none: signed payloads built here) -------------------------------
 def dispute_payload(charge_id, dispute_id, status, amount, fee=1500, won_at=None):
     now = int(time.time())
-    txns = [{"id": f"txn_{dispute_id}_w", "object": "balance_transaction", "amount": -amount,
-             "fee": fee, "currency": "usd", "type": "adjustment", "created": now}]
+    txns = [
+        {
+            "id": f"txn_{dispute_id}_w",
+            "object": "balance_transaction",
+            "amount": -amount,
+            "fee": fee,
+            "currency": "usd",
+            "type": "adjustment",
+            "created": now,
+        }
+    ]
     if won_at:
-        txns.append({"id": f"txn_{dispute_id}_r", "object": "balance_transaction",
-                     "amount": amount, "fee": -fee, "currency": "usd", "type": "adjustment",
-                     "created": won_at})
-    return {"id": dispute_id, "object": "dispute", "amount": amount, "currency": "usd",
-            "charge": charge_id, "status": status, "created": now, "balance_transactions": txns}
+        txns.append(
+            {
+                "id": f"txn_{dispute_id}_r",
+                "object": "balance_transaction",
+                "amount": amount,
+                "fee": -fee,
+                "currency": "usd",
+                "type": "adjustment",
+                "created": won_at,
+            }
+        )
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount,
+        "currency": "usd",
+        "charge": charge_id,
+        "status": status,
+        "created": now,
+        "balance_transactions": txns,
+    }
 
 
 def test_a_lost_dispute_takes_the_amount_and_the_fee(api, database):
@@ -224,8 +282,9 @@ def test_a_won_dispute_is_reinstated_with_its_fee(api, database):
     assert balance_of(database, a.STRIPE_FEES, c.id) == 0
     assert balance_of(database, a.STRIPE_BALANCE, c.id) == 4000
     kinds = sorted(e.kind for e in entries(database, contribution_id=c.id))
-    assert kinds == sorted(["payment_one_off", "dispute", "dispute_reversal",
-                            "stripe_fee", "stripe_fee"])
+    assert kinds == sorted(
+        ["payment_one_off", "dispute", "dispute_reversal", "stripe_fee", "stripe_fee"]
+    )
 
 
 # --- faults --------------------------------------------------------------------------------------
@@ -259,12 +318,14 @@ def test_a_database_failure_mid_handler_rolls_back_and_the_retry_books_once(
 
 def test_every_journal_entry_balances_per_currency(api, database, stripe_client):
     c = paid_one_off(api, database, amount=2500, cover_fees=True)
-    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id,
-                                            "amount": 500})
+    stripe_client.v1.refunds.create(
+        params={"payment_intent": c.stripe_payment_intent_id, "amount": 500}
+    )
     post_event(api, refund_event(stripe_client, c.stripe_charge_id))
     with database.sessions() as s:
         sums = s.execute(
-            select(JournalLine.entry_id, JournalLine.currency, func.sum(JournalLine.amount))
-            .group_by(JournalLine.entry_id, JournalLine.currency)
+            select(
+                JournalLine.entry_id, JournalLine.currency, func.sum(JournalLine.amount)
+            ).group_by(JournalLine.entry_id, JournalLine.currency)
         ).all()
     assert sums and all(total == 0 for _, _, total in sums)
