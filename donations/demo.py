@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,8 @@ def run(*, port: int, stripe_port: int) -> None:
         raise click.ClickException(f"port {port} is taken")
     click.echo(f"database: {settings.database_url}")
     migrate.upgrade(settings.database_url)
+    # `kill`/`timeout` send SIGTERM: exit through the finally below so children stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     emulator = LocalStripe(stripe_port, log_path=settings.instance_path / "localstripe.log")
     click.echo(f"starting localstripe on {stripe_base} …")
     emulator.start()
