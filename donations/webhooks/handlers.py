@@ -105,6 +105,9 @@ def process_event(
     except NotFoundAtStripe as exc:
         # The object is gone at Stripe (e.g. test data flushed): nothing to book from it.
         outcome = f"ignored: {exc}"
+    except (KeyError, TypeError, ValueError) as exc:
+        # A payload the handlers must read (disputes, payouts) lacks what Stripe always sends.
+        raise MalformedEvent(f"{event['type']} payload is missing or has a bad {exc}") from exc
     record.outcome = outcome[:500]
     return outcome
 

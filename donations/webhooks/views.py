@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from donations.errors import problem
 from donations.services import services
-from donations.stripe_gateway import GatewayError, NotFoundAtStripe, SignatureError
+from donations.stripe_gateway import GatewayError, SignatureError
 from donations.webhooks.handlers import MalformedEvent, check_event_shape, process_event
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def stripe_webhook() -> Response | tuple[Response, int]:
     try:
         with s.db.transaction() as session:
             outcome = process_event(session, s.gateway, event)
-    except NotFoundAtStripe as exc:  # pragma: no cover - handled inside process_event
-        return problem(404, "Not Found", str(exc))
+    except MalformedEvent as exc:
+        return problem(400, "Bad Request", str(exc))
     except GatewayError as exc:
         # Could not re-fetch from Stripe: nothing was written; 503 makes Stripe retry.
         log.warning("webhook %s (%s) deferred: %s", event["id"], event["type"], exc)

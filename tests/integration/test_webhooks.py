@@ -106,6 +106,14 @@ def test_unverifiable_or_malformed_deliveries_change_nothing(api, database, head
     assert counts(database) == before
 
 
+def test_a_signed_event_missing_what_stripe_always_sends_is_a_400(api, database):
+    before = counts(database)
+    r = post_event(api, make_event("charge.dispute.created", {"id": "dp_x", "charge": "ch_x"}))
+    assert r.status_code == 400
+    assert "amount" in r.json()["detail"]
+    assert counts(database) == before
+
+
 def test_the_previous_secret_still_verifies_during_a_rotation(api, database):
     event = make_event(
         "payout.paid",

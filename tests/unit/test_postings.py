@@ -57,3 +57,20 @@ def test_zero_lines_are_left_out():
         (a.GIFTS_ONE_OFF, -1000),
     ]
     assert postings.stripe_fee(0) == []
+
+
+def test_the_journal_refuses_an_entry_that_does_not_balance():
+    from datetime import datetime
+
+    from donations.ledger import journal
+
+    with pytest.raises(journal.UnbalancedEntry):
+        journal.post(
+            None,  # never reached: the check comes before any I/O
+            key="payment:ch_x",
+            kind=a.PAYMENT_ONE_OFF,
+            currency="usd",
+            occurred_at=datetime(2026, 1, 1),
+            stripe_object_id="ch_x",
+            lines=[(a.STRIPE_BALANCE, 100), (a.GIFTS_ONE_OFF, -99)],
+        )
