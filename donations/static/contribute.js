@@ -259,6 +259,7 @@
     el.feeGift.textContent = formatMoney(basis, code);
 
     if (gift === null) {
+      delete el.submit.dataset.total;
       el.summary.textContent = amount.empty || amount.error === undefined
         ? 'Choose or enter an amount to continue.' : '';
       el.submitLabel.textContent = 'Contribute';
@@ -451,6 +452,8 @@
     window.location.assign(config.thank_you + '?contribution=' + encodeURIComponent(id));
   }
 
+  var PAID = ['succeeded', 'processing', 'requires_capture'];
+
   async function payOneOff(started, billing) {
     var result = await stripe.createPaymentMethod({ type: 'card', card: card, billing_details: billing });
     if (!result || result.error || !result.paymentMethod) {
@@ -462,6 +465,11 @@
     if (confirmed.stripe && confirmed.stripe.requires_action) {
       var action = await stripe.confirmCardPayment(confirmed.stripe.client_secret);
       if (action.error) throw { card: true, message: stripeMessage(action.error) };
+      var intent = action.paymentIntent;
+      if (intent && PAID.indexOf(intent.status) < 0) {
+        throw { card: true, message: (intent.last_payment_error && intent.last_payment_error.message) ||
+          'Your card could not be authenticated. Please try again or use another card.' };
+      }
     }
     thankYou(id);
   }

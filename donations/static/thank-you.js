@@ -14,6 +14,10 @@
   var SLOW_AFTER_MS = 30000;     // then say it is taking longer than usual…
   var SLOW_INTERVAL_MS = 5000;   // …and ask less often
   var GIVE_UP_AFTER_MS = 600000; // stop polling after ten minutes
+  // "failed" is not final: after a declined card the reader may pay the same contribution
+  // with another card, and the status reads "failed" until that payment's webhook lands.
+  // So a failure is only shown after a grace period, and polling goes on (slowly) after it.
+  var FAILED_GRACE_MS = 15000;
 
   var $ = function (id) { return document.getElementById(id); };
   var el = {
@@ -112,12 +116,17 @@
         return true;
       }
       case 'failed':
+        if (Date.now() - started < FAILED_GRACE_MS) {
+          show('pending', 'Processing your payment…',
+               'This usually takes a few seconds. Please keep this page open.', false);
+          return false;
+        }
         el.retry.href = retryUrl(c);
         el.retry.textContent = 'Try again';
         show('failed', 'Your payment did not go through',
              (c.failure_message || 'Your card was declined.') +
              ' You have not been charged. Please try again, perhaps with another card.', true);
-        return true;
+        return false;  // keep checking: a later attempt on this contribution may still succeed
       case 'canceled':
         el.retry.href = retryUrl(c);
         el.retry.textContent = 'Start again';

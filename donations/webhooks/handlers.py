@@ -203,6 +203,7 @@ class Books:
             contribution.stripe_charge_id = charge.id
         if contribution.advance("succeeded"):
             contribution.succeeded_at = charge.created
+            contribution.failure_message = None  # an earlier declined card no longer matters
         gift, covered = postings.split_charge(
             charge.amount, contribution.total, contribution.amount, contribution.fee_covered
         )

@@ -86,6 +86,8 @@ def test_a_declined_card_answers_402_and_books_nothing(api, database):
     assert r.headers["Content-Type"] == "application/problem+json"
     assert "declined" in r.json()["detail"].lower()
     wait_for(lambda: status_of(api, c["id"]) == "failed")
+    failed = api.get(f"/api/v1/contributions/{c['id']}").json()["contribution"]
+    assert "declined" in failed["failure_message"].lower()
     assert ledger_lines(database, c["id"]) == []
     with database.sessions() as s:
         assert s.scalar(select(func.count()).select_from(JournalEntry)) == 0
@@ -96,6 +98,10 @@ def test_a_declined_card_answers_402_and_books_nothing(api, database):
     )
     assert r.status_code == 200, r.text
     wait_for(lambda: status_of(api, c["id"]) == "succeeded")
+    assert (
+        api.get(f"/api/v1/contributions/{c['id']}").json()["contribution"]["failure_message"]
+        is None
+    )
     assert ledger_lines(database, c["id"]) == sorted(
         [(a.STRIPE_BALANCE, 2500), (a.GIFTS_ONE_OFF, -2500)]
     )
