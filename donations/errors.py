@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from donations.checkout.service import CheckoutError
@@ -53,6 +53,15 @@ def _flatten_messages(messages: Any) -> dict[str, Any]:
     return flat
 
 
+def _first_line(error: BaseException | None) -> str:
+    """An error's class and first line: enough to diagnose, without the DETAIL lines that
+    may quote row values (personal data)."""
+    if error is None:
+        return "unknown error"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -84,11 +93,17 @@ def register(app: Flask) -> None:
     def _checkout(exc: CheckoutError) -> Response:
         return problem(exc.status, exc.title, str(exc))
 
-    @app.errorhandler(DBAPIError)
-    def _database(exc: DBAPIError) -> Response:
-        # A database fault is transient from the client's side (and Stripe retries webhooks
-        # on 5xx); the transaction was rolled back, so nothing is half-written.
-        log.error("database error on %s %s: %s", request.method, request.path, type(exc.orig))
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc: DBAPIError) -> Response:
+        # Lost connections, timeouts, locks: transient from the client's side (and Stripe
+        # retries webhooks on 5xx). The transaction was rolled back: nothing is half-written.
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            _first_line(exc.orig),
+        )
         return problem(
             503,
             "Service Unavailable",
@@ -97,6 +112,6 @@ def register(app: Flask) -> None:
         )
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
+    def _unexpected(exc: Exception) -> Response:  # programming errors included: a 500
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "Internal Server Error", "Something went wrong on our side.")

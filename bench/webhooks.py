@@ -1,0 +1,702 @@
+"""Webhook booking throughput, against a raw-insert baseline, through the real WSGI app.
+
+    python bench/webhooks.py [--events N] [--database sqlite|postgres|both] [--pg-url URL]
+
+For each database it:
+
+1. creates a fresh database (a temporary SQLite file, or `CREATE DATABASE
+   donations_bench_<random>` on the PostgreSQL server) and runs the migrations;
+2. serves the app under granian exactly as the README recommends (2 workers x 4 blocking
+   threads), against a localstripe emulator on port 8421 with no webhook receiver registered,
+   so nothing is delivered behind the benchmark's back;
+3. (c) creates N one-off contributions through `POST /api/v1/contributions` and confirms each
+   with `pm_card_visa` through `POST /api/v1/contributions/{id}/confirm`;
+4. (a) posts one signed `payment_intent.succeeded` event per payment (the handler re-fetches
+   the PaymentIntent, its charge and the balance transaction from the emulator, then books the
+   payment and the fee), then posts every event a second time (duplicates), and times the
+   same re-fetches against the emulator alone (the ceiling the emulator sets);
+5. checks the books in the database (one `payment_one_off` entry per payment, every currency
+   balanced) and prints OK or MISMATCH;
+6. (b) measures raw one-row-per-transaction INSERTs into a scratch table of the same database,
+   with the same concurrency, as the baseline.
+
+Progress goes to stderr; the final table goes to stdout. Every process it starts is stopped
+and every database or file it creates is removed on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import requests
+import stripe
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, text
+from sqlalchemy.engine import Engine, make_url
+
+from donations import migrate
+from donations.cli import DEFAULT_BLOCKING_THREADS, DEFAULT_WORKERS
+from donations.db import make_engine
+from donations.emulator import LocalStripe, port_open
+from donations.settings import DEV_STRIPE_PUBLISHABLE_KEY, DEV_STRIPE_SECRET_KEY
+from donations.stripe_gateway import StripeGateway
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STRIPE_PORT = 8421
+AMOUNT = 2500  # $25.00, one-off
+
+
+# --- small helpers ----------------------------------------------------------------------------
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def other_localstripes(own_port: int) -> list[int]:
+    """Pids of other localstripe processes (all of them share /tmp/localstripe.pickle)."""
+    found = []
+    own = f"--port {own_port} ".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            if b"localstripe" in cmdline and b"webhooks.py" not in cmdline and own not in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header, built as Stripe builds it."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of latencies in seconds, answered in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank] * 1000
+
+
+class Progress:
+    """A line on stderr every ~10 %."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, max(total, 1)
+        self.done = 0
+        self.step = 0
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            step = self.done * 10 // self.total
+            if step > self.step:
+                self.step = step
+                elapsed = time.perf_counter() - self.started
+                say(
+                    f"    {self.label}: {self.done}/{self.total} ({step * 10}%), "
+                    f"{elapsed:.1f}s, {self.done / elapsed:.1f}/s"
+                )
+
+
+@dataclass
+class Phase:
+    """Wall time, per-request latencies and outcomes of one concurrent phase."""
+
+    count: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        """Successful operations per second of wall time."""
+        return self.ok / self.seconds if self.seconds else float("nan")
+
+    @property
+    def ok(self) -> int:
+        return self.count - len(self.errors)
+
+
+def run_pool(
+    label: str,
+    items: Sequence[Any],
+    work: Callable[[requests.Session, Any], tuple[bool, str]],
+    concurrency: int,
+) -> Phase:
+    """Run `work(session, item)` over items from `concurrency` client threads."""
+    local = threading.local()
+    progress = Progress(label, len(items))
+    phase = Phase(count=len(items))
+    lock = threading.Lock()
+
+    def one(item: Any) -> None:
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        start = time.perf_counter()
+        try:
+            ok, outcome = work(session, item)
+        except Exception as exc:  # a benchmark counts failures; it does not stop at the first
+            ok, outcome = False, f"{type(exc).__name__}: {exc}"
+        elapsed = time.perf_counter() - start
+        with lock:
+            phase.latencies.append(elapsed)
+            phase.outcomes[outcome if ok else "error"] += 1
+            if not ok:
+                phase.errors.append(outcome)
+        progress.tick()
+
+    started = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    try:
+        list(pool.map(one, items))
+    except BaseException:  # Ctrl+C or SIGTERM: drop what is queued, let cleanup run now
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    phase.seconds = time.perf_counter() - started
+    if phase.errors:
+        say(f"    {label}: {len(phase.errors)} failed; first: {phase.errors[0][:300]}")
+    return phase
+
+
+# --- databases --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def sqlite_database(workdir: Path) -> Iterator[str]:
+    yield f"sqlite:///{workdir / 'bench.sqlite3'}"
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A fresh database on the server of `server_url`, dropped at the end."""
+    import psycopg
+
+    server = make_url(server_url)
+    name = f"donations_bench_{secrets.token_hex(4)}"
+    conninfo = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    say(f"  created database {name}")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        say(f"  dropped database {name}")
+
+
+def server_version(engine: Engine) -> str:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return "SQLite " + str(conn.execute(text("select sqlite_version()")).scalar())
+        return "PostgreSQL " + str(conn.execute(text("show server_version")).scalar()).split()[0]
+
+
+# --- the app under granian --------------------------------------------------------------------
+class Granian:
+    def __init__(self, env: dict[str, str], port: int, workers: int, threads: int, log: Path):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.args = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--blocking-threads",
+            str(threads),
+            "donations.wsgi:app",
+        ]
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, cwd: Path) -> None:
+        if port_open(self.port):
+            raise RuntimeError(f"port {self.port} is taken")
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.args,
+                env=self.env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: the workers stop with it
+            )
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"granian exited ({self.proc.returncode}):\n{self.tail()}")
+            return requests.get(f"{self.base}/readyz", timeout=2).status_code == 200
+
+        try:
+            wait_until(ready, 60, "granian to answer /readyz")
+        except Exception:
+            say(self.tail())
+            raise
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the group this script started
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+# --- one database -----------------------------------------------------------------------------
+@dataclass
+class Result:
+    database: str
+    version: str = ""
+    create: Phase = field(default_factory=Phase)
+    confirm: Phase = field(default_factory=Phase)
+    events: Phase = field(default_factory=Phase)
+    duplicates: Phase = field(default_factory=Phase)
+    refetch: Phase = field(default_factory=Phase)
+    raw: Phase = field(default_factory=Phase)
+    check: str = "not run"
+    check_ok: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def run_database(kind: str, args: argparse.Namespace, stripe_base: str, workdir: Path) -> Result:
+    result = Result(database="SQLite" if kind == "sqlite" else "PostgreSQL")
+    say(f"\n== {result.database} ==")
+    make_db = sqlite_database(workdir) if kind == "sqlite" else postgres_database(args.pg_url)
+    with make_db as url:
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        result.version = server_version(engine)
+        say(f"  {result.version}, migrated")
+        secret = f"whsec_bench_{secrets.token_hex(16)}"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "DONATIONS_"))},
+            "DONATIONS_ENV": "development",
+            "DATABASE_URL": url,
+            "STRIPE_API_BASE": stripe_base,
+            "STRIPE_SECRET_KEY": DEV_STRIPE_SECRET_KEY,
+            "STRIPE_PUBLISHABLE_KEY": DEV_STRIPE_PUBLISHABLE_KEY,
+            "STRIPE_WEBHOOK_SECRET": secret,
+            "DONATIONS_INSTANCE_PATH": str(workdir / "instance"),
+        }
+        env.pop("REDIS_URL", None)
+        server = Granian(
+            env, free_port(), args.workers, args.blocking_threads, workdir / "granian.log"
+        )
+        try:
+            say(
+                f"  starting granian on {server.base} ({args.workers} workers x "
+                f"{args.blocking_threads} blocking threads)"
+            )
+            server.start(cwd=workdir)
+            drive_app(server.base, stripe_base, secret, args, result)
+        finally:
+            server.stop()
+        verify(engine, args.events, result)
+        result.raw = raw_inserts(engine, args.raw_rows, args.concurrency)
+        engine.dispose()
+    return result
+
+
+def drive_app(
+    base: str, stripe_base: str, secret: str, args: argparse.Namespace, result: Result
+) -> None:
+    n, concurrency = args.events, args.concurrency
+    json_headers = {"Content-Type": "application/json"}
+    client = stripe.StripeClient(
+        DEV_STRIPE_SECRET_KEY, base_addresses={"api": stripe_base}, max_network_retries=0
+    )
+
+    # Warm the pools (database connections in each worker) without measuring.
+    run_pool(
+        "warm-up",
+        range(4 * concurrency),
+        lambda s, _: (s.get(f"{base}/readyz", timeout=10).ok, "ready"),
+        concurrency,
+    )
+
+    # (c) contribution creation through the public API, against the emulator.
+    ids: dict[int, str] = {}
+    intents: dict[str, str] = {}  # contribution id -> PaymentIntent id
+
+    def create(session: requests.Session, i: int) -> tuple[bool, str]:
+        body: dict[str, Any] = {
+            "amount": AMOUNT,
+            "currency": "usd",
+            "frequency": "one_off",
+            "email": f"reader{i}@bench.example.org",
+            "cover_fees": False,
+            "attribution": {"article": "bench", "placement": "direct"},
+        }
+        r = session.post(f"{base}/api/v1/contributions", json=body, timeout=60)
+        if r.status_code != 201:
+            return False, f"HTTP {r.status_code}: {r.text[:200]}"
+        data = r.json()
+        ids[i] = data["contribution"]["id"]
+        intents[ids[i]] = data["stripe"]["client_secret"].split("_secret_")[0]
+        return True, "created"
+
+    say(f"  (c) creating {n} one-off contributions, {concurrency} clients")
+    result.create = run_pool("create", range(n), create, concurrency)
+
+    # Pay each one with the emulator's test card (server-side confirmation).
+    pis: dict[str, str] = {}
+
+    def confirm(session: requests.Session, contribution_id: str) -> tuple[bool, str]:
+        r = session.post(
+            f"{base}/api/v1/contributions/{contribution_id}/confirm",
+            json={"payment_method": "pm_card_visa"},
+            headers=json_headers,
+            timeout=60,
+        )
+        if r.status_code != 200:
+            return False, f"HTTP {r.status_code}: {r.text[:200]}"
+        stripe_part = r.json()["stripe"]
+        if stripe_part["status"] != "succeeded":
+            return False, f"payment intent is {stripe_part['status']}"
+        pis[contribution_id] = stripe_part["client_secret"].split("_secret_")[0]
+        return True, "succeeded"
+
+    say(f"  confirming {len(ids)} payments with pm_card_visa")
+    result.confirm = run_pool("confirm", sorted(ids.values()), confirm, concurrency)
+    unpaid = sorted(set(ids.values()) - set(pis))
+    if unpaid:
+        # The app could not confirm them: pay them at the emulator directly, so that the
+        # webhook phase still measures (and shows) what the app does with the events.
+        note = (
+            f"{len(unpaid)} confirmations failed through the API "
+            f"({Counter(e[:60] for e in result.confirm.errors).most_common(1)[0][0]}...); "
+            "those payments were confirmed at localstripe directly with the Stripe SDK"
+        )
+        result.notes.append(note)
+        say(f"  warning: {note}")
+
+        def sdk_confirm(_session: requests.Session, contribution_id: str) -> tuple[bool, str]:
+            pi_id = intents[contribution_id]
+            client.v1.payment_intents.update(pi_id, params={"payment_method": "pm_card_visa"})
+            pi = client.v1.payment_intents.confirm(pi_id)
+            if pi.status != "succeeded":
+                return False, f"payment intent is {pi.status}"
+            pis[contribution_id] = pi_id
+            return True, "succeeded"
+
+        run_pool("confirm via SDK", unpaid, sdk_confirm, concurrency)
+
+    # (a) signed payment_intent.succeeded events, each posted once, then each again.
+    now = int(time.time())
+    payloads = [
+        json.dumps(
+            {
+                "id": f"evt_bench_{k}",
+                "object": "event",
+                "api_version": "2017-08-15",
+                "type": "payment_intent.succeeded",
+                "created": now,
+                "livemode": False,
+                "data": {"object": {"id": pi, "object": "payment_intent"}},
+            }
+        ).encode()
+        for k, pi in enumerate(sorted(pis.values()), start=1)
+    ]
+
+    def deliver(expected: str) -> Callable[[requests.Session, bytes], tuple[bool, str]]:
+        def post(session: requests.Session, payload: bytes) -> tuple[bool, str]:
+            r = session.post(
+                f"{base}/webhooks/stripe",
+                data=payload,
+                headers={**json_headers, "Stripe-Signature": sign(payload, secret)},
+                timeout=60,
+            )
+            if r.status_code != 200:
+                return False, f"HTTP {r.status_code}: {r.text[:200]}"
+            outcome = str(r.json().get("outcome"))
+            return outcome == expected, outcome
+
+        return post
+
+    say(f"  (a) posting {len(payloads)} signed payment_intent.succeeded events")
+    result.events = run_pool("events", payloads, deliver("booked payment"), concurrency)
+    say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
+    result.duplicates = run_pool("duplicates", payloads, deliver("duplicate"), concurrency)
+
+    # The ceiling set by the emulator: the same re-fetches the handler makes for each event
+    # (PaymentIntent, charge, balance transaction), from the same number of clients, no app.
+    gateway = StripeGateway(client, publishable_key="", webhook_secrets=())
+
+    def refetch(_session: requests.Session, pi_id: str) -> tuple[bool, str]:
+        charge_id = gateway.retrieve_payment_intent(pi_id).charge_id
+        if not charge_id:
+            return False, "payment intent has no charge"
+        txn = gateway.retrieve_charge(charge_id).balance_transaction_id
+        if txn:
+            gateway.retrieve_balance_transaction(txn)
+        return True, "fetched"
+
+    say(f"  the handler's Stripe re-fetches alone, for the same {len(pis)} payments")
+    result.refetch = run_pool("re-fetches", sorted(pis.values()), refetch, concurrency)
+
+
+def verify(engine: Engine, n: int, result: Result) -> None:
+    with engine.connect() as conn:
+        payments = conn.execute(
+            text("SELECT count(*) FROM journal_entries WHERE kind = 'payment_one_off'")
+        ).scalar_one()
+        fees = conn.execute(
+            text("SELECT count(*) FROM journal_entries WHERE kind = 'stripe_fee'")
+        ).scalar_one()
+        events = conn.execute(
+            text("SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_bench_%'")
+        ).scalar_one()
+        succeeded = conn.execute(
+            text("SELECT count(*) FROM contributions WHERE status = 'succeeded'")
+        ).scalar_one()
+        unbalanced = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT currency FROM journal_lines GROUP BY currency "
+                "HAVING sum(amount) <> 0) AS u"
+            )
+        ).scalar_one()
+    result.check_ok = payments == n and events == n and succeeded == n and unbalanced == 0
+    result.check = (
+        f"{'OK' if result.check_ok else 'MISMATCH'}: {payments}/{n} payment entries, "
+        f"{fees} fee entries, {events} events recorded, {succeeded} contributions succeeded, "
+        f"books {'balanced' if unbalanced == 0 else 'UNBALANCED'}"
+    )
+    say(f"  check: {result.check}")
+
+
+def raw_inserts(engine: Engine, rows: int, concurrency: int) -> Phase:
+    """(b) The baseline: one INSERT per transaction into a scratch table, same concurrency."""
+    scratch = Table(
+        "bench_raw_inserts",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("payload", String(200), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+    )
+    scratch.drop(engine, checkfirst=True)
+    scratch.create(engine)
+    insert = scratch.insert()
+    say(f"  (b) baseline: {rows} single-row INSERT transactions, {concurrency} clients")
+
+    def one(_session: requests.Session, i: int) -> tuple[bool, str]:
+        with engine.begin() as conn:
+            conn.execute(
+                insert,
+                {
+                    "payload": f"row {i} {secrets.token_hex(8)}",
+                    "created_at": datetime.now(UTC).replace(tzinfo=None),
+                },
+            )
+        return True, "inserted"
+
+    phase = run_pool("raw inserts", range(rows), one, concurrency)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM bench_raw_inserts")).scalar_one()
+    if stored != rows:
+        phase.errors.append(f"{stored} rows stored of {rows}")
+    scratch.drop(engine)
+    return phase
+
+
+# --- report -----------------------------------------------------------------------------------
+def table(results: list[Result], args: argparse.Namespace) -> str:
+    def rate(p: Phase) -> str:
+        failed = f" ({len(p.errors)} failed)" if p.errors else ""
+        return f"{p.rate:,.1f}/s{failed}"
+
+    def lat(p: Phase) -> str:
+        return f"{pct(p.latencies, 50):,.1f} / {pct(p.latencies, 99):,.1f}"
+
+    def ratio(r: Result) -> str:
+        return f"{r.events.rate / r.raw.rate:.3f}" if r.raw.rate else "n/a"
+
+    rows: list[tuple[str, Callable[[Result], str]]] = [
+        ("(c) contributions created", lambda r: rate(r.create)),
+        ("    p50 / p99 ms", lambda r: lat(r.create)),
+        ("    payments confirmed", lambda r: rate(r.confirm)),
+        ("    p50 / p99 ms", lambda r: lat(r.confirm)),
+        ("(a) webhook events booked", lambda r: rate(r.events)),
+        ("    p50 / p99 ms", lambda r: lat(r.events)),
+        ("    duplicate events", lambda r: rate(r.duplicates)),
+        ("    p50 / p99 ms", lambda r: lat(r.duplicates)),
+        ("    Stripe re-fetches alone", lambda r: rate(r.refetch)),
+        ("    p50 / p99 ms", lambda r: lat(r.refetch)),
+        ("(b) raw 1-row INSERT txns", lambda r: rate(r.raw)),
+        ("    p50 / p99 ms", lambda r: lat(r.raw)),
+        ("booked ÷ raw inserts", ratio),
+        ("ledger check", lambda r: "OK" if r.check_ok else r.check.split(":")[0]),
+    ]
+    first = max(len(label) for label, _ in rows) + 2
+    width = max(
+        [
+            24,
+            *(len(get(r)) + 2 for r in results for _, get in rows),
+            *(len(r.version) + 2 for r in results),
+        ]
+    )
+    out = [
+        f"donations webhook benchmark: {args.events} events, {args.concurrency} concurrent "
+        f"clients, granian {args.workers} workers x {args.blocking_threads} blocking threads, "
+        f"{os.cpu_count()} CPUs",
+        f"Python {platform.python_version()}, granian {metadata.version('granian')}, "
+        f"stripe {metadata.version('stripe')}, localstripe {metadata.version('localstripe')}, "
+        f"raw baseline {args.raw_rows} rows",
+        "",
+        " " * first + "".join(r.database.ljust(width) for r in results),
+        " " * first + "".join(r.version.ljust(width) for r in results),
+    ]
+    out += [
+        label.ljust(first) + "".join(get(r).ljust(width) for r in results) for label, get in rows
+    ]
+    out.append("")
+    out += [f"{r.database}: {r.check}" for r in results]
+    out += [f"{r.database}: note: {note}" for r in results for note in r.notes]
+    for r in results:
+        for label, phase in (("events", r.events), ("duplicates", r.duplicates)):
+            if phase.errors:
+                error, times = Counter(e[:160] for e in phase.errors).most_common(1)[0]
+                out.append(
+                    f"{r.database}: {len(phase.errors)} {label} failed; most common "
+                    f"({times}x): {error}"
+                )
+    return "\n".join(line.rstrip() for line in out)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=300, help="payments/events (default 300)")
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="a server to create a DB on")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
+    parser.add_argument("--raw-rows", type=int, default=2000, help="baseline INSERTs (2000)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--blocking-threads", type=int, default=DEFAULT_BLOCKING_THREADS)
+    parser.add_argument("--stripe-port", type=int, default=STRIPE_PORT)
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.concurrency < 1 or args.raw_rows < 1:
+        parser.error("--events, --concurrency and --raw-rows must be positive")
+    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+
+    # A SIGTERM unwinds like Ctrl+C, so every finally below runs.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    if port_open(args.stripe_port):
+        say(f"port {args.stripe_port} is taken: is another localstripe running there?")
+        return 2
+    others = other_localstripes(args.stripe_port)
+    if others:
+        say(
+            f"warning: localstripe already running (pids {others}); both write "
+            "/tmp/localstripe.pickle, which slows both down"
+        )
+
+    workdir = Path(tempfile.mkdtemp(prefix="donations-bench-"))
+    emulator = LocalStripe(args.stripe_port, log_path=workdir / "localstripe.log")
+    results: list[Result] = []
+    started = time.perf_counter()
+    try:
+        say(f"starting localstripe on {emulator.base}")
+        emulator.start()
+        for kind in kinds:
+            emulator.flush()  # each database starts from an empty emulator
+            db_dir = workdir / kind
+            db_dir.mkdir()
+            try:
+                results.append(run_database(kind, args, emulator.base, db_dir))
+            except Exception as exc:  # report it, and still run the other database
+                say(traceback.format_exc())
+                name = "SQLite" if kind == "sqlite" else "PostgreSQL"
+                results.append(Result(database=name, check=f"ERROR: {type(exc).__name__}: {exc}"))
+            seen = sorted(set(others) | set(other_localstripes(args.stripe_port)))
+            if seen:
+                results[-1].notes.append(
+                    f"other localstripe processes ran at the start or end (pids {seen}): "
+                    "the machine was shared, so these figures are contended"
+                )
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        emulator.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    say(f"\ndone in {time.perf_counter() - started:.0f}s\n")
+    print(table(results, args), flush=True)
+    return 0 if all(r.check_ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
