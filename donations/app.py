@@ -7,16 +7,20 @@ import re
 import secrets
 
 from flask import Flask, Response, g, request
+from flask_cors import CORS
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from donations import errors
+from donations.appeals.events import EventCounter
+from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
 from donations.paths import STATIC, TEMPLATES
 from donations.services import Services
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
 
+READER_API = r"/api/v1/(appeal|events|contributions.*)"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -52,13 +56,18 @@ def create_app(
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         },
     )
+    db = database or Database(settings.database_url)
     app.extensions["donations"] = Services(
         settings=settings,
-        db=database or Database(settings.database_url),
+        db=db,
         gateway=gateway or StripeGateway.from_settings(settings),
+        appeals=SnapshotStore(db),
+        events=EventCounter(db, settings.redis_url),
     )
 
     api = Api(app)
+    from donations.appeals.views import admin as campaigns_api
+    from donations.appeals.views import reader as appeals_api
     from donations.checkout.views import api as contributions_api
     from donations.checkout.views import pages as checkout_pages
     from donations.reports.views import bp as reports_api
@@ -66,6 +75,15 @@ def create_app(
 
     api.register_blueprint(contributions_api)
     api.register_blueprint(reports_api)
+    api.register_blueprint(appeals_api)
+    api.register_blueprint(campaigns_api)
+    CORS(
+        app,
+        resources={
+            r"/api/v1/(appeal|events|contributions.*)": {"origins": list(settings.allowed_origins)}
+        },
+        max_age=3600,
+    )
     app.register_blueprint(checkout_pages)
     app.register_blueprint(webhooks)
     app.register_blueprint(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -119,6 +120,97 @@ def reconcile(since: datetime, apply_: bool) -> None:
         sys.exit(1)
     if apply_ and report.unresolved:
         sys.exit(1)
+
+
+@cli.group()
+def campaigns() -> None:
+    """Campaign documents."""
+
+
+@campaigns.command("load")
+@click.argument("file", type=click.File("r"))
+def campaigns_load(file: Any) -> None:
+    """Create or replace the campaigns in FILE (one document or a list), all or none."""
+    import json
+
+    from marshmallow import ValidationError
+
+    from donations.appeals.documents import CampaignDocument
+    from donations.appeals.views import save_campaign
+    from donations.db import Database
+
+    try:
+        data = json.load(file)
+    except ValueError as exc:
+        raise click.ClickException(f"{file.name} is not JSON: {exc}") from exc
+    documents = data if isinstance(data, list) else [data]
+    loaded = []
+    for i, raw in enumerate(documents):
+        try:
+            loaded.append(CampaignDocument().load(raw))
+        except ValidationError as exc:
+            name = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
+            raise click.ClickException(f"campaign {name}: {json.dumps(exc.messages)}") from exc
+    database = Database(_settings().database_url)
+    with database.transaction() as session:
+        for doc in loaded:
+            save_campaign(session, doc)
+    database.dispose()
+    for doc in loaded:
+        click.echo(f"loaded {doc['id']} ({doc['status']})")
+
+
+@cli.group()
+def events() -> None:
+    """Appeal event counts."""
+
+
+@events.command("flush")
+def events_flush() -> None:
+    """Move counts from Redis (REDIS_URL) to the database."""
+    from donations.appeals.events import EventCounter
+    from donations.db import Database
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: each app process flushes itself")
+    database = Database(settings.database_url)
+    moved = EventCounter(database, settings.redis_url).flush_redis()
+    database.dispose()
+    click.echo(f"moved {moved} event counts to the database")
+
+
+@events.command("worker")
+@click.option("--every", default=5.0, show_default=True, help="Seconds between flushes.")
+def events_worker(every: float) -> None:
+    """Flush Redis counts to the database every few seconds until stopped (SIGTERM-safe)."""
+    import signal
+    import time
+
+    from donations.appeals.events import EventCounter
+    from donations.db import Database
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set")
+    database = Database(settings.database_url)
+    counter = EventCounter(database, settings.redis_url)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"flushing event counts every {every}s", err=True)
+    while not stopping:
+        moved = counter.flush_redis()
+        if moved:
+            click.echo(f"moved {moved} event counts", err=True)
+        time.sleep(every)
+    counter.flush_redis()  # last flush on the way out
+    database.dispose()
 
 
 def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]:

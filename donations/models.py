@@ -1,6 +1,7 @@
 """Every mapped model, imported once so `Base.metadata` is complete (Alembic, tests)."""
 
 from donations.admin.models import AdminToken
+from donations.appeals.models import AppealConfig, Campaign, EventCount
 from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import Base
 from donations.ledger.models import JournalEntry, JournalLine
@@ -8,9 +9,12 @@ from donations.webhooks.models import StripeEvent
 
 __all__ = [
     "AdminToken",
+    "AppealConfig",
     "Base",
+    "Campaign",
     "Contribution",
     "Donor",
+    "EventCount",
     "JournalEntry",
     "JournalLine",
     "StripeEvent",

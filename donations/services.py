@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from donations.appeals.events import EventCounter
+from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
@@ -16,6 +18,12 @@ class Services:
     settings: Settings
     db: Database
     gateway: StripeGateway
+    appeals: SnapshotStore
+    events: EventCounter
+
+    @property
+    def minimums(self) -> dict[str, int]:
+        return {code: rule.minimum for code, rule in self.settings.currencies.items()}
 
 
 def services() -> Services:

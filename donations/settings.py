@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
+from donations.appeals.engine import default_country_currencies
 from donations.money import CurrencyRule, default_currency_rules
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -51,6 +52,9 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     allowed_origins: tuple[str, ...] = ()
     currencies: Mapping[str, CurrencyRule] = field(default_factory=default_currency_rules)
+    # A trusted CDN header carrying the reader's country (e.g. CF-IPCountry); unset = none.
+    country_header: str | None = None
+    country_currencies: Mapping[str, str] = field(default_factory=default_country_currencies)
     # Seconds of clock skew accepted on Stripe-Signature timestamps (Stripe's default).
     webhook_tolerance: int = 300
     max_content_length: int = 64 * 1024
@@ -112,6 +116,8 @@ class Settings:
                 if o.strip()
             ),
             currencies=_currencies_from_env(get("DONATIONS_CURRENCIES", None)),
+            country_header=get("DONATIONS_COUNTRY_HEADER", None),
+            country_currencies=_country_map_from_env(get("DONATIONS_COUNTRY_CURRENCIES", None)),
             instance_path=instance,
         )
         settings.validate()
@@ -144,6 +150,19 @@ class Settings:
             problems.append("STRIPE_PUBLISHABLE_KEY must be a test-mode key (pk_test_…)")
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+def _country_map_from_env(raw: str | None) -> dict[str, str]:
+    """DONATIONS_COUNTRY_CURRENCIES: JSON {"CH": "chf", …} added to the default map."""
+    mapping = default_country_currencies()
+    if not raw:
+        return mapping
+    try:
+        data = json.loads(raw)
+        mapping.update({str(k).upper(): str(v).lower() for k, v in data.items()})
+    except (ValueError, AttributeError) as exc:
+        raise ConfigurationError(f"DONATIONS_COUNTRY_CURRENCIES is not valid: {exc}") from exc
+    return mapping
 
 
 def _currencies_from_env(raw: str | None) -> dict[str, CurrencyRule]:

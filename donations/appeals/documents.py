@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import nh3
@@ -13,7 +14,6 @@ from marshmallow import (
     ValidationError,
     fields,
     post_load,
-    pre_load,
     validate,
     validates_schema,
 )
@@ -51,8 +51,18 @@ def _lowercase_list(max_len: int = 100) -> fields.List:
 
 
 class IncludeExclude(Schema):
-    include = _lowercase_list()
-    exclude = _lowercase_list()
+    # `exclude` is also a Schema attribute: the fields live under other names.
+    include_ = _lowercase_list()
+    exclude_ = _lowercase_list()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["include_"].data_key = "include"
+        self.fields["exclude_"].data_key = "exclude"
+
+    @post_load
+    def _names(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        return {"include": data["include_"], "exclude": data["exclude_"]}
 
 
 class ArticlesRead(Schema):
@@ -74,18 +84,23 @@ class Targeting(Schema):
 
     @post_load
     def _normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        for key in ("sections", "tags"):
-            for side in ("include", "exclude"):
-                data[key][side] = sorted({v.strip().lower() for v in data[key][side]})
-        for side in ("include", "exclude"):
-            data["countries"][side] = sorted({v.strip().upper() for v in data["countries"][side]})
-        data["languages"] = sorted({v.strip().lower() for v in data["languages"]})
+        # A missing nested object loads as {}: fill in its defaults here.
+        for key in ("sections", "tags", "countries"):
+            part = data.get(key) or {}
+            norm = str.upper if key == "countries" else str.lower
+            data[key] = {
+                side: sorted({norm(v.strip()) for v in part.get(side) or []})
+                for side in ("include", "exclude")
+            }
+        data["languages"] = sorted({v.strip().lower() for v in data.get("languages") or []})
+        reads = data.get("articles_read") or {}
+        data["articles_read"] = {"min": reads.get("min", 0), "max": reads.get("max")}
         return data
 
 
 class Frequency(Schema):
     max_impressions = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=10_000)
+        load_default=4, allow_none=True, validate=validate.Range(min=1, max=10_000)
     )
     per_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
     after_dismiss_days = fields.Integer(load_default=14, validate=validate.Range(min=0, max=3650))
@@ -171,17 +186,13 @@ class CampaignDocument(Schema):
     priority = fields.Integer(load_default=0, validate=validate.Range(min=-1000, max=1000))
     starts_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
     ends_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    targeting = fields.Nested(Targeting, load_default=dict)
-    frequency = fields.Nested(Frequency, load_default=dict)
+    targeting = fields.Nested(Targeting, load_default=lambda: Targeting().load({}))
+    frequency = fields.Nested(Frequency, load_default=lambda: Frequency().load({}))
     goal = fields.Nested(Goal, load_default=None, allow_none=True)
     holdback = fields.Float(load_default=0.0, validate=validate.Range(min=0.0, max=0.5))
     variants = fields.List(
         fields.Nested(Variant), required=True, validate=validate.Length(min=1, max=20)
     )
-
-    @pre_load
-    def _no_duplicates(self, data: Any, **_: Any) -> Any:
-        return data
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -204,15 +215,13 @@ class CampaignPatch(CampaignDocument):
         unknown = EXCLUDE
 
 
-def dump_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """The stored document as GET returns it (RFC 3339 UTC timestamps)."""
+def to_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """A loaded document as stored and returned: timestamps as RFC 3339 UTC strings."""
     out = dict(doc)
     for key in ("starts_at", "ends_at"):
         value = out.get(key)
-        if value is not None and not isinstance(value, str):
-            out[key] = (
-                value.astimezone(tz=None).strftime("%Y-%m-%dT%H:%M:%SZ")
-                if value.tzinfo
-                else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-            )
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            out[key] = value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return out

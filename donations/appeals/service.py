@@ -1,0 +1,264 @@
+"""The appeal use cases: read a request, choose, describe the appeal; record events."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from donations import supporters
+from donations.appeals.engine import (
+    AppealRequest,
+    Snapshot,
+    choose,
+    cta_url,
+    impression_id,
+    presets_for,
+)
+from donations.appeals.events import EVENT_TYPES, Key
+
+PLACEMENTS = ("epic", "banner", "gate")
+RID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+LANG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+MAX_EVENTS = 50
+
+
+class InvalidInput(ValueError):
+    """Bad input, with a message per field (→ 422)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("invalid input")
+        self.errors = errors
+
+
+def _int(value: str, low: int, high: int) -> int:
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError
+    return number
+
+
+def parse_appeal_query(
+    args: Mapping[str, str], *, secret_key: str, country_header: str | None
+) -> tuple[AppealRequest, bool]:
+    """The appeal request from its query string (hand-written: this is the hot path; the same
+    rules are documented in the OpenAPI document)."""
+    errors: dict[str, list[str]] = {}
+
+    def bad(name: str, message: str) -> None:
+        errors.setdefault(name, []).append(message)
+
+    article = args.get("article", "")
+    if not 1 <= len(article) <= 200:
+        bad("article", "Required, 1–200 characters.")
+    placement = args.get("placement") or "epic"
+    if placement not in PLACEMENTS:
+        bad("placement", "Must be one of: epic, banner, gate.")
+    section = args.get("section") or None
+    if section is not None and len(section) > 100:
+        bad("section", "At most 100 characters.")
+    tags_raw = args.get("tags") or ""
+    if len(tags_raw) > 1000:
+        bad("tags", "At most 1000 characters.")
+    tags = frozenset(t.strip().lower() for t in tags_raw.split(",") if t.strip())
+    lang = (args.get("lang") or "en").lower()
+    if not LANG.match(lang):
+        bad("lang", "A language code such as en or pt-br.")
+    country = args.get("country") or country_header or None
+    if country is not None and not COUNTRY.match(country):
+        if "country" in args:
+            bad("country", "An ISO 3166-1 alpha-2 code such as GB.")
+        country = None
+    url = args.get("url") or None
+    if url is not None and len(url) > 2000:
+        bad("url", "At most 2000 characters.")
+    views = 0
+    if args.get("views"):
+        try:
+            views = _int(args["views"], 0, 100_000)
+        except ValueError:
+            bad("views", "A whole number from 0 to 100000.")
+    rid = args.get("rid") or None
+    if rid is not None and not RID.match(rid):
+        bad("rid", "1–64 letters, digits, dashes or underscores.")
+    dismissed = frozenset(d for d in (args.get("dismissed") or "").split(",") if d)
+    if len(dismissed) > 100 or any(not SLUG.match(d) for d in dismissed):
+        bad("dismissed", "Comma-separated campaign ids.")
+    last_dismissed = None
+    if args.get("last_dismissed"):
+        try:
+            moment = datetime.fromisoformat(args["last_dismissed"].replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise ValueError
+            last_dismissed = moment.astimezone(UTC).replace(tzinfo=None)
+        except ValueError:
+            bad("last_dismissed", "An RFC 3339 timestamp such as 2026-11-28T10:00:00Z.")
+    seen: dict[str, int] = {}
+    for part in (args.get("seen") or "").split(","):
+        if not part:
+            continue
+        cid, _, count = part.partition(":")
+        try:
+            if not SLUG.match(cid):
+                raise ValueError
+            seen[cid] = _int(count, 0, 1_000_000)
+        except ValueError:
+            bad("seen", "Comma-separated campaign:count pairs, e.g. year-end:3.")
+            break
+    supporter = None
+    token = args.get("supporter")
+    if token:
+        if len(token) > 500:
+            bad("supporter", "Not a supporter token.")
+        else:
+            # A forged or expired token simply counts as no supporter.
+            supporter = supporters.verify(secret_key, token)
+    debug = args.get("debug") in ("1", "true")
+    if errors:
+        raise InvalidInput(errors)
+    return (
+        AppealRequest(
+            article=article,
+            placement=placement,
+            section=section,
+            tags=tags,
+            lang=lang,
+            country=country.upper() if country else None,
+            url=url,
+            views=views,
+            rid=rid,
+            dismissed=dismissed,
+            last_dismissed=last_dismissed,
+            seen=seen,
+            supporter=supporter,
+        ),
+        debug,
+    )
+
+
+def describe_appeal(
+    snapshot: Snapshot,
+    req: AppealRequest,
+    *,
+    now: datetime,
+    public_base_url: str,
+    country_currencies: Mapping[str, str],
+    minimums: Mapping[str, int],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the appeal body or None, the explanation of every campaign considered)."""
+    decision = choose(snapshot, req, now)
+    campaign, variant = decision.campaign, decision.variant
+    if campaign is None or variant is None:
+        return None, decision.explain
+    wanted = country_currencies.get(req.country or "", "usd")
+    currency, presets = presets_for(variant, wanted)
+    heading, body_html, cta_label = variant.copy_for(req.lang)
+    impression = impression_id(req, campaign.id, variant.id, now.strftime("%Y-%m-%d"))
+    one_off = list(presets.get("one_off") or [])
+    suggested = presets.get(variant.default_frequency) or one_off
+    default_amount = suggested[0] if suggested else None
+    ticker = None
+    if campaign.goal_amount and campaign.goal_currency:
+        ticker = {
+            "goal": campaign.goal_amount,
+            "raised": snapshot.raised.get(campaign.id, 0),
+            "currency": campaign.goal_currency,
+            "ends_at": campaign.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            if campaign.ends_at
+            else None,
+        }
+    body = {
+        "impression": impression,
+        "campaign": campaign.id,
+        "variant": variant.id,
+        "placement": req.placement,
+        "heading": heading,
+        "body_html": body_html,
+        "cta": {
+            "label": cta_label,
+            "url": cta_url(
+                public_base_url,
+                {
+                    "amount": default_amount,
+                    "currency": currency,
+                    "frequency": variant.default_frequency,
+                    "article": req.article,
+                    "campaign": campaign.id,
+                    "variant": variant.id,
+                    "placement": req.placement,
+                    "impression": impression,
+                },
+            ),
+        },
+        "amounts": {
+            "currency": currency,
+            "minimum": minimums.get(currency, 100),
+            "presets": {
+                "one_off": one_off,
+                "monthly": list(presets.get("monthly") or []),
+                "annual": list(presets.get("annual") or []),
+            },
+            "default_frequency": variant.default_frequency,
+        },
+        "ticker": ticker,
+        "dismissible": True,  # a soft gate: readers may always close it
+        "articles_read": req.views,
+    }
+    return body, decision.explain
+
+
+def parse_events(raw: bytes, today: str) -> list[Key]:
+    """Validate a batch of widget events: all or nothing."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise json.JSONDecodeError("The body is not valid JSON.", "", 0) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise InvalidInput({"events": ["Required: a list of events."]})
+    events = data["events"]
+    if not 1 <= len(events) <= MAX_EVENTS:
+        raise InvalidInput({"events": [f"Send 1 to {MAX_EVENTS} events at a time."]})
+    keys: list[Key] = []
+    errors: dict[str, list[str]] = {}
+    for i, event in enumerate(events):
+        problems = []
+        if not isinstance(event, dict):
+            errors[f"events.{i}"] = ["An event is an object."]
+            continue
+        unknown = set(event) - {"type", "impression", "campaign", "variant", "placement", "article"}
+        if unknown:
+            problems.append(f"Unknown field(s): {', '.join(sorted(map(str, unknown)))}.")
+        if event.get("type") not in EVENT_TYPES:
+            problems.append("type must be one of: " + ", ".join(EVENT_TYPES) + ".")
+        for name in ("campaign", "variant"):
+            value = event.get(name)
+            if not isinstance(value, str) or not SLUG.match(value):
+                problems.append(f"{name} must be an id.")
+        if event.get("placement") not in PLACEMENTS:
+            problems.append("placement must be one of: epic, banner, gate.")
+        article = event.get("article")
+        if not isinstance(article, str) or not 1 <= len(article) <= 200 or "\x1f" in article:
+            problems.append("article must be 1–200 characters.")
+        imp = event.get("impression")
+        if imp is not None and (not isinstance(imp, str) or len(imp) > 64):
+            problems.append("impression must be an impression id.")
+        if problems:
+            errors[f"events.{i}"] = problems
+            continue
+        keys.append(
+            (
+                today,
+                event["campaign"],
+                event["variant"],
+                event["placement"],
+                event["article"],
+                event["type"],
+            )
+        )
+    if errors:
+        raise InvalidInput(errors)
+    return keys

@@ -1,0 +1,315 @@
+"""Reader-facing appeal API (hot path) and the admin campaign API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import select
+
+from donations.admin.tokens import admin_required, authenticate, bearer_token
+from donations.appeals.documents import CampaignDocument, CampaignPatch, to_json
+from donations.appeals.events import EVENT_TYPES, now_day
+from donations.appeals.models import Campaign
+from donations.appeals.service import (
+    PLACEMENTS,
+    InvalidInput,
+    describe_appeal,
+    parse_appeal_query,
+    parse_events,
+)
+from donations.appeals.snapshot import bump_version, config_row
+from donations.errors import problem
+from donations.services import services
+
+reader = Blueprint("appeals", __name__, description="What to show readers, and what they did.")
+admin = Blueprint(
+    "campaigns", __name__, url_prefix="/api/v1/admin", description="Campaigns (admin)."
+)
+
+CACHE_SECONDS = 60
+
+
+class AppealQueryDoc(Schema):
+    """Documents the query (parsed by hand on this hot path with the same rules)."""
+
+    article = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    placement = fields.String(load_default="epic", validate=validate.OneOf(PLACEMENTS))
+    section = fields.String()
+    tags = fields.String(metadata={"description": "Comma-separated"})
+    lang = fields.String(load_default="en")
+    country = fields.String(metadata={"description": "ISO 3166-1 alpha-2; else the CDN header"})
+    url = fields.String()
+    views = fields.Integer(metadata={"description": "Articles read in the last 30 days"})
+    rid = fields.String(metadata={"description": "Opaque random reader id for A/B bucketing"})
+    dismissed = fields.String(metadata={"description": "Comma-separated campaign ids"})
+    last_dismissed = fields.DateTime()
+    seen = fields.String(
+        metadata={
+            "description": "Additive: impressions per campaign in its cap window, "
+            "`campaign:count,…`, kept by the widget"
+        }
+    )
+    supporter = fields.String(metadata={"description": "Signed supporter token"})
+    debug = fields.Boolean(metadata={"description": "With an admin token: explain the choice"})
+
+
+class EventDoc(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    impression = fields.String()
+    campaign = fields.String(required=True)
+    variant = fields.String(required=True)
+    placement = fields.String(required=True)
+    article = fields.String(required=True)
+
+
+class EventsDoc(Schema):
+    events = fields.List(
+        fields.Nested(EventDoc), required=True, validate=validate.Length(min=1, max=50)
+    )
+
+
+class AcceptedSchema(Schema):
+    accepted = fields.Integer()
+
+
+def _cache_headers(response: Response, *, private: bool) -> Response:
+    if private:
+        response.headers["Cache-Control"] = "private, no-store"
+    else:
+        response.headers["Cache-Control"] = (
+            f"public, max-age={CACHE_SECONDS}, stale-while-revalidate={CACHE_SECONDS}"
+        )
+    vary = ["Origin"]
+    header = services().settings.country_header
+    if header:
+        vary.append(header)
+    response.headers["Vary"] = ", ".join(vary)
+    return response
+
+
+@reader.route("/api/v1/appeal", methods=["GET"])
+@reader.doc(
+    parameters=[
+        {"in": "query", "name": name, "schema": {"type": "string"}, "required": name == "article"}
+        for name in AppealQueryDoc().fields
+    ],
+    responses={
+        "200": {"description": "The appeal to show"},
+        "204": {"description": "Nothing to show (supporter, cap, blackout, no campaign)"},
+        "422": {"description": "A query value is invalid; `errors` names it"},
+    },
+)
+def appeal() -> Response:
+    """Choose the appeal for one reader on one article (a function of the URL: cacheable)."""
+    s = services()
+    settings = s.settings
+    header_country = (
+        request.headers.get(settings.country_header) if settings.country_header else None
+    )
+    try:
+        req, debug = parse_appeal_query(
+            request.args, secret_key=settings.secret_key, country_header=header_country
+        )
+    except InvalidInput as exc:
+        return problem(422, "Invalid request", "Some query values are invalid.", errors=exc.errors)
+    if debug:
+        token = bearer_token()
+        with s.db.transaction() as session:
+            if token is None or authenticate(session, token) is None:
+                return problem(401, "Unauthorized", "debug=1 needs an admin bearer token.")
+    body, explain = describe_appeal(
+        s.appeals.current(),
+        req,
+        now=datetime.utcnow(),
+        public_base_url=settings.public_base_url,
+        country_currencies=settings.country_currencies,
+        minimums=s.minimums,
+    )
+    if body is None and not debug:
+        response = current_app.response_class(status=204)
+    else:
+        payload: dict[str, Any] = {"appeal": body}
+        if debug:
+            payload["explain"] = explain
+        response = jsonify(payload)
+    return _cache_headers(response, private=debug)
+
+
+@reader.route("/api/v1/events", methods=["POST"])
+@reader.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": EventsDoc},
+            "text/plain": {"schema": EventsDoc},
+        },
+    },
+    responses={
+        "202": {
+            "description": "Counted",
+            "content": {"application/json": {"schema": AcceptedSchema}},
+        },
+        "422": {"description": "Invalid batch: nothing was counted"},
+    },
+)
+def events() -> tuple[Response, int] | Response:
+    """Count a batch of widget events (at most 50; also as text/plain for sendBeacon)."""
+    s = services()
+    try:
+        keys = parse_events(request.get_data(cache=False), now_day())
+    except json.JSONDecodeError:
+        return problem(400, "Bad Request", "The body is not valid JSON.")
+    except InvalidInput as exc:
+        return problem(422, "Invalid request", "No event was counted.", errors=exc.errors)
+    s.events.add(keys)
+    return jsonify({"accepted": len(keys)}), 202
+
+
+# --- admin: campaigns ----------------------------------------------------------------------------
+class CampaignList(Schema):
+    campaigns = fields.List(fields.Nested(CampaignDocument))
+
+
+def _validation_problem(exc: ValidationError) -> Response:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return problem(422, "Invalid campaign", "The campaign document is invalid.", errors=messages)
+
+
+def save_campaign(session: Any, doc: dict[str, Any]) -> Campaign:
+    """Insert or replace one validated document; every instance's snapshot notices."""
+    stored = to_json(doc)
+    row = session.get(Campaign, stored["id"])
+    if row is None:
+        row = Campaign(id=stored["id"], document=stored, status=stored["status"])
+        session.add(row)
+    else:
+        row.document = stored
+        row.status = stored["status"]
+    bump_version(session)
+    session.flush()
+    return row
+
+
+@admin.route("/campaigns")
+class Campaigns(MethodView):
+    decorators = [admin_required]
+
+    @admin.response(200, CampaignList)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def get(self) -> dict[str, Any]:
+        """Every campaign document."""
+        with services().db.sessions() as session:
+            rows = session.scalars(select(Campaign).order_by(Campaign.id)).all()
+            return {"campaigns": [r.document for r in rows]}
+
+    @admin.arguments(CampaignDocument)
+    @admin.response(201, CampaignDocument)
+    @admin.alt_response(409, description="A campaign with this id exists")
+    @admin.doc(security=[{"bearerAuth": []}])
+    def post(self, doc: dict[str, Any]) -> Any:
+        """Create a campaign."""
+        s = services()
+        with s.db.transaction() as session:
+            if session.get(Campaign, doc["id"]) is not None:
+                return problem(409, "Conflict", f"Campaign {doc['id']!r} exists; PATCH it.")
+            row = save_campaign(session, doc)
+        s.appeals.invalidate()
+        return row.document
+
+
+@admin.route("/campaigns/<campaign_id>")
+class CampaignResource(MethodView):
+    decorators = [admin_required]
+
+    @admin.response(200, CampaignDocument)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def get(self, campaign_id: str) -> Any:
+        """One campaign document."""
+        with services().db.sessions() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
+            return row.document
+
+    @admin.arguments(CampaignPatch(partial=True))
+    @admin.response(200, CampaignDocument)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def patch(self, _partial: dict[str, Any], campaign_id: str) -> Any:
+        """Change some fields; the whole result is validated again."""
+        s = services()
+        changes = request.get_json(silent=True) or {}
+        if "id" in changes and changes["id"] != campaign_id:
+            return problem(
+                422,
+                "Invalid campaign",
+                "The id cannot change.",
+                errors={"id": ["The id cannot change."]},
+            )
+        with s.db.transaction() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
+            merged = {**row.document, **changes, "id": campaign_id}
+            try:
+                doc = CampaignDocument().load(merged)
+            except ValidationError as exc:
+                return _validation_problem(exc)
+            row = save_campaign(session, doc)
+        s.appeals.invalidate()
+        return row.document
+
+    @admin.response(204)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def delete(self, campaign_id: str) -> Any:
+        """Delete a campaign (its counts and contributions keep their attribution)."""
+        s = services()
+        with s.db.transaction() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
+            session.delete(row)
+            bump_version(session)
+        s.appeals.invalidate()
+        return None
+
+
+class AppealSettingsSchema(Schema):
+    blackout_sections = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    blackout_tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    killed_placements = fields.List(fields.String(validate=validate.OneOf(PLACEMENTS)))
+    gate_after_articles = fields.Integer(validate=validate.Range(min=1, max=1000))
+    one_off_supporter_days = fields.Integer(validate=validate.Range(min=0, max=3650))
+
+
+@admin.route("/appeal-settings")
+class AppealSettings(MethodView):
+    decorators = [admin_required]
+
+    @admin.response(200, AppealSettingsSchema)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def get(self) -> Any:
+        """Newsroom-wide rules: editorial blackout, kill switches, gate threshold."""
+        with services().db.transaction() as session:
+            return config_row(session)
+
+    @admin.arguments(AppealSettingsSchema(partial=True))
+    @admin.response(200, AppealSettingsSchema)
+    @admin.doc(security=[{"bearerAuth": []}])
+    def patch(self, changes: dict[str, Any]) -> Any:
+        """Change some of the rules (additive to API.md)."""
+        s = services()
+        with s.db.transaction() as session:
+            row = config_row(session)
+            for key, value in changes.items():
+                if key in ("blackout_sections", "blackout_tags"):
+                    value = sorted({v.strip().lower() for v in value})
+                setattr(row, key, value)
+            bump_version(session)
+        s.appeals.invalidate()
+        return row
