@@ -181,6 +181,13 @@ def _validation_problem(exc: ValidationError) -> Response:
     return problem(422, "Invalid campaign", "The campaign document is invalid.", errors=messages)
 
 
+def _stored(document: dict[str, Any], status: int = 200) -> Response:
+    """The stored document as is (it is already JSON: timestamps are RFC 3339 strings)."""
+    response = jsonify(document)
+    response.status_code = status
+    return response
+
+
 def save_campaign(session: Any, doc: dict[str, Any]) -> Campaign:
     """Insert or replace one validated document; every instance's snapshot notices."""
     stored = to_json(doc)
@@ -202,11 +209,11 @@ class Campaigns(MethodView):
 
     @admin.response(200, CampaignList)
     @admin.doc(security=[{"bearerAuth": []}])
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """Every campaign document."""
         with services().db.sessions() as session:
             rows = session.scalars(select(Campaign).order_by(Campaign.id)).all()
-            return {"campaigns": [r.document for r in rows]}
+            return jsonify({"campaigns": [r.document for r in rows]})
 
     @admin.arguments(CampaignDocument)
     @admin.response(201, CampaignDocument)
@@ -220,7 +227,7 @@ class Campaigns(MethodView):
                 return problem(409, "Conflict", f"Campaign {doc['id']!r} exists; PATCH it.")
             row = save_campaign(session, doc)
         s.appeals.invalidate()
-        return row.document
+        return _stored(row.document, 201)
 
 
 @admin.route("/campaigns/<campaign_id>")
@@ -235,7 +242,7 @@ class CampaignResource(MethodView):
             row = session.get(Campaign, campaign_id)
             if row is None:
                 return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
-            return row.document
+            return _stored(row.document)
 
     @admin.arguments(CampaignPatch(partial=True))
     @admin.response(200, CampaignDocument)
@@ -262,7 +269,7 @@ class CampaignResource(MethodView):
                 return _validation_problem(exc)
             row = save_campaign(session, doc)
         s.appeals.invalidate()
-        return row.document
+        return _stored(row.document)
 
     @admin.response(204)
     @admin.doc(security=[{"bearerAuth": []}])
@@ -298,7 +305,7 @@ class AppealSettings(MethodView):
         with services().db.transaction() as session:
             return config_row(session)
 
-    @admin.arguments(AppealSettingsSchema(partial=True))
+    @admin.arguments(AppealSettingsSchema)
     @admin.response(200, AppealSettingsSchema)
     @admin.doc(security=[{"bearerAuth": []}])
     def patch(self, changes: dict[str, Any]) -> Any:
