@@ -96,6 +96,21 @@ def database(migrated_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+def empty_redis() -> None:
+    """Forget event counts a previous test left in Redis (only when REDIS_URL is set)."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return
+    import redis
+
+    from donations.appeals.events import REDIS_PREFIX
+
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=REDIS_PREFIX + "*"):
+        client.delete(key)
+    client.close()
+
+
 def empty_tables(db: Database) -> None:
     with db.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
@@ -123,6 +138,7 @@ def settings(database_url: str, localstripe: LocalStripe, tmp_path_factory) -> S
         stripe_webhook_secrets=(OLD_WEBHOOK_SECRET, WEBHOOK_SECRET),
         stripe_api_base=localstripe.base,
         stripe_js_url=f"{localstripe.base}/js.stripe.com/v3/",
+        redis_url=os.environ.get("REDIS_URL") or None,
         instance_path=Path(tmp_path_factory.mktemp("instance")),
     )
 

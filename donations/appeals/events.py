@@ -129,6 +129,15 @@ class EventCounter:
         """Move every day's Redis counts to the database (atomically per day)."""
         if self._redis is None:
             return 0
+        try:
+            return self._move_from_redis()
+        except Exception:
+            # Counts stay in Redis (or its ':flushing' key) and move on the next run.
+            log.warning("could not move event counts from redis", exc_info=True)
+            return 0
+
+    def _move_from_redis(self) -> int:
+        assert self._redis is not None
         moved = 0
         for raw in self._redis.scan_iter(match=REDIS_PREFIX + "*"):
             name = raw.decode()
@@ -150,6 +159,10 @@ class EventCounter:
             moved += upsert_counts(self._db, counts)
             self._redis.delete(processing)
         return moved
+
+    def flush_all(self) -> int:
+        """Everything counted so far, wherever it waits (this process's memory and Redis)."""
+        return self.flush() + self.flush_redis()
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
