@@ -66,6 +66,7 @@ def create_app(
     )
 
     api = Api(app)
+    from donations.appeals.pages import bp as appeal_pages
     from donations.appeals.views import admin as campaigns_api
     from donations.appeals.views import reader as appeals_api
     from donations.checkout.views import api as contributions_api
@@ -85,6 +86,7 @@ def create_app(
         max_age=3600,
     )
     app.register_blueprint(checkout_pages)
+    app.register_blueprint(appeal_pages)
     app.register_blueprint(webhooks)
     app.register_blueprint(
         get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "donations API"}),

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from donations import migrate
 from donations.emulator import LocalStripe, port_open
 from donations.settings import Settings
+
+DEMO_CAMPAIGNS = Path(__file__).resolve().parent / "appeals" / "demo_campaigns.json"
+
+
+def seed_campaigns(database_url: str) -> list[str]:
+    """Upsert the demo campaigns (donations/appeals/demo_campaigns.json); their ids."""
+    from donations.appeals.documents import CampaignDocument
+    from donations.appeals.views import save_campaign
+    from donations.db import Database
+
+    documents = json.loads(DEMO_CAMPAIGNS.read_text(encoding="utf-8"))
+    database = Database(database_url)
+    try:
+        with database.transaction() as session:
+            for raw in documents:
+                save_campaign(session, CampaignDocument().load(raw))
+    finally:
+        database.dispose()
+    return [d["id"] for d in documents]
 
 
 def run(*, port: int, stripe_port: int) -> None:
@@ -30,6 +51,8 @@ def run(*, port: int, stripe_port: int) -> None:
         raise click.ClickException(f"port {port} is taken")
     click.echo(f"database: {settings.database_url}")
     migrate.upgrade(settings.database_url)
+    seeded = seed_campaigns(settings.database_url)
+    click.echo(f"demo campaigns: {', '.join(seeded)}")
     # `kill`/`timeout` send SIGTERM: exit through the finally below so children stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     emulator = LocalStripe(stripe_port, log_path=settings.instance_path / "localstripe.log")
@@ -54,6 +77,8 @@ def run(*, port: int, stripe_port: int) -> None:
             time.sleep(0.05)
         click.echo(
             "\nThe demo is running. Open:\n"
+            f"  Demo article with appeals (epic, banner; the gate after 5 articles): "
+            f"{base}/demo/article\n"
             f"  Contribute (card 4242 4242 4242 4242, any date, any CVC): {base}/contribute\n"
             f"  API documentation:  {base}/docs\n"
             f"  Today's books:      curl -H 'Authorization: Bearer {token}' "
