@@ -12,7 +12,9 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from donations import errors
+from donations.app_constants import REQUEST_ID
 from donations.appeals.events import EventCounter
+from donations.appeals.fastpath import FastAppeal
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
 from donations.paths import STATIC, TEMPLATES
@@ -21,7 +23,6 @@ from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
 
 READER_API = r"/api/v1/(appeal|events|contributions.*)"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def create_app(
@@ -96,6 +97,7 @@ def create_app(
     errors.register(app)
     _request_ids(app)
     _require_json(app)
+    app.wsgi_app = FastAppeal(app, app.extensions["donations"])  # type: ignore[method-assign]
     return app
 
 

@@ -291,8 +291,13 @@ def _suppressed_supporter(req: AppealRequest, rules: AppealRules, now: datetime)
     return now - issued < timedelta(days=rules.one_off_supporter_days)
 
 
-def choose(snapshot: Snapshot, req: AppealRequest, now: datetime) -> Decision:
-    """The campaign and variant to show, with the reason for every campaign considered."""
+def choose(
+    snapshot: Snapshot, req: AppealRequest, now: datetime, *, explain: bool = True
+) -> Decision:
+    """The campaign and variant to show, with the reason for every campaign considered.
+
+    Without `explain` it stops at the first campaign that may be shown (the same choice).
+    """
     rules = snapshot.rules
 
     def none(reason: str) -> Decision:
@@ -312,24 +317,26 @@ def choose(snapshot: Snapshot, req: AppealRequest, now: datetime) -> Decision:
         if req.views < rules.gate_after_articles:
             return none(f"gate needs {rules.gate_after_articles} articles read")
 
-    explain: list[dict[str, Any]] = []
+    reasons: list[dict[str, Any]] = []
     winner: CompiledCampaign | None = None
     for c in snapshot.campaigns:
+        if winner is not None and not explain:
+            break
         reason = c.rejection(req, now)
         if reason is None and winner is not None:
             reason = f"lower priority than {winner.id}"
         if reason is None:
             winner = c
-        explain.append({"campaign": c.id, "shown": reason is None, "reason": reason or "shown"})
+        reasons.append({"campaign": c.id, "shown": reason is None, "reason": reason or "shown"})
     if winner is None:
-        return Decision(None, None, explain)
+        return Decision(None, None, reasons)
     reader = req.rid or f"article:{req.article}"
     if winner.holds_back(reader):
-        for item in explain:
+        for item in reasons:
             if item["campaign"] == winner.id:
                 item.update(shown=False, reason=f"reader is in the {winner.holdback:.0%} holdback")
-        return Decision(None, None, explain)
-    return Decision(winner, winner.variant_for(reader), explain)
+        return Decision(None, None, reasons)
+    return Decision(winner, winner.variant_for(reader), reasons)
 
 
 def impression_id(req: AppealRequest, campaign: str, variant: str, day: str) -> str:

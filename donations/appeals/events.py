@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import threading
 import time
 from collections import Counter
@@ -84,6 +85,9 @@ class EventCounter:
                 redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
         atexit.register(self.close)
+        # Server workers (granian's, forked) end with os._exit: atexit never runs there, but
+        # multiprocessing's finalizers do on their clean shutdown.
+        multiprocessing.util.Finalize(None, self.close, exitpriority=10)
 
     @property
     def uses_redis(self) -> bool:

@@ -148,9 +148,10 @@ def describe_appeal(
     public_base_url: str,
     country_currencies: Mapping[str, str],
     minimums: Mapping[str, int],
+    explain: bool = True,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(the appeal body or None, the explanation of every campaign considered)."""
-    decision = choose(snapshot, req, now)
+    decision = choose(snapshot, req, now, explain=explain)
     campaign, variant = decision.campaign, decision.variant
     if campaign is None or variant is None:
         return None, decision.explain

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from donations.admin.tokens import admin_required, authenticate, bearer_token
 from donations.appeals.documents import CampaignDocument, CampaignPatch, to_json
 from donations.appeals.events import EVENT_TYPES, now_day
+from donations.appeals.fastpath import CACHE_CONTROL
 from donations.appeals.models import Campaign
 from donations.appeals.service import (
     PLACEMENTS,
@@ -31,8 +32,6 @@ reader = Blueprint("appeals", __name__, description="What to show readers, and w
 admin = Blueprint(
     "campaigns", __name__, url_prefix="/api/v1/admin", description="Campaigns (admin)."
 )
-
-CACHE_SECONDS = 60
 
 
 class AppealQueryDoc(Schema):
@@ -82,9 +81,7 @@ def _cache_headers(response: Response, *, private: bool) -> Response:
     if private:
         response.headers["Cache-Control"] = "private, no-store"
     else:
-        response.headers["Cache-Control"] = (
-            f"public, max-age={CACHE_SECONDS}, stale-while-revalidate={CACHE_SECONDS}"
-        )
+        response.headers["Cache-Control"] = CACHE_CONTROL
     vary = ["Origin"]
     header = services().settings.country_header
     if header:
@@ -130,6 +127,7 @@ def appeal() -> Response:
         public_base_url=settings.public_base_url,
         country_currencies=settings.country_currencies,
         minimums=s.minimums,
+        explain=debug,
     )
     if body is None and not debug:
         response = current_app.response_class(status=204)

@@ -1,0 +1,61 @@
+"""The baseline for bench/appeal.py: a bare Flask app with one JSON endpoint, nothing else.
+
+    python -m granian --interface wsgi bare_app:app   (with bench/ on PYTHONPATH)
+
+`GET /bare` answers a fixed dict of the same shape and about the same size as an appeal,
+through `jsonify`, so the difference to `GET /api/v1/appeal` is what the real app adds:
+its extensions, hooks, query parsing, the choice and the headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+APPEAL: dict[str, Any] = {
+    "appeal": {
+        "impression": "imp_5d1c0b6f3e2a4b9c8d7e6f50",
+        "campaign": "year-end-2026",
+        "variant": "control",
+        "placement": "epic",
+        "heading": "Independent journalism needs you this year-end",
+        "body_html": (
+            "<p>We have no owner and no paywall. Our reporting is funded by readers like you, "
+            "who believe that facts should be free for everyone to read.</p><p>If you value "
+            "what you read here, <strong>please support us today</strong>: every "
+            "contribution, however big or small, keeps us independent.</p>"
+        ),
+        "cta": {
+            "label": "Contribute today",
+            "url": "http://127.0.0.1:8000/contribute?amount=1000&currency=usd&frequency=monthly"
+            "&article=2026%2F11%2Fpolitics%2Fbudget-vote-1234&campaign=year-end-2026"
+            "&variant=control&placement=epic&impression=imp_5d1c0b6f3e2a4b9c8d7e6f50",
+        },
+        "amounts": {
+            "currency": "usd",
+            "minimum": 100,
+            "presets": {
+                "one_off": [500, 1000, 2500],
+                "monthly": [500, 1000],
+                "annual": [5000, 10000],
+            },
+            "default_frequency": "monthly",
+        },
+        "ticker": {
+            "goal": 5000000,
+            "raised": 1234500,
+            "currency": "usd",
+            "ends_at": "2027-01-01T00:00:00Z",
+        },
+        "dismissible": True,
+        "articles_read": 7,
+    }
+}
+
+app = Flask(__name__)
+
+
+@app.get("/bare")
+def bare() -> Response:
+    return jsonify(APPEAL)
