@@ -9,6 +9,7 @@ recomputed from the ledger every TICKER_SECONDS.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from datetime import datetime
@@ -32,16 +33,27 @@ def config_row(session: Session) -> AppealConfig:
     """The single AppealConfig row, created with defaults on first use."""
     row = session.get(AppealConfig, 1)
     if row is None:
-        row = AppealConfig(id=1, blackout_sections=[], blackout_tags=[], killed_placements=[])
+        row = AppealConfig(
+            id=1,
+            blackout_sections=[],
+            blackout_tags=[],
+            killed_placements=[],
+            version=new_version(),
+        )
         session.add(row)
         session.flush()
     return row
 
 
+def new_version() -> int:
+    """A fresh random version: unlike a counter it cannot repeat after the row is recreated
+    (a restore, an emptied table), so no instance keeps a stale snapshot by coincidence."""
+    return secrets.randbits(62)
+
+
 def bump_version(session: Session) -> None:
     """Tell every instance that campaigns or rules changed."""
-    row = config_row(session)
-    row.version = (row.version or 0) + 1
+    config_row(session).version = new_version()
 
 
 def raised_for(session: Session, campaign: CompiledCampaign) -> int:
@@ -95,7 +107,10 @@ class SnapshotStore:
             self._lock.release()
 
     def invalidate(self) -> None:
-        self._checked = 0.0
+        """Rebuild now (after a change made through this process), so no request served
+        after the change sees the old snapshot."""
+        with self._lock:
+            self._refresh()
 
     def _refresh(self) -> None:
         try:

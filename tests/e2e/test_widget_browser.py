@@ -119,6 +119,15 @@ def seed(server: SimpleNamespace, admin_token: str):
                 timeout=10,
             )
             assert r.status_code == 201, r.text
+        # The POST invalidates the snapshot, but while one request rebuilds it, concurrent
+        # ones (the page asks for three placements at once) are served the previous one.
+        # One request first, alone, so the page's requests all see the new campaigns.
+        warm = requests.get(
+            f"{server.url}/api/v1/appeal", params={"article": "warm-up"}, timeout=10
+        )
+        assert warm.status_code in (200, 204)
+        ids = {c.id for c in server.services.appeals.current().campaigns}
+        assert ids == {doc["id"] for doc in docs}, ids
 
     return post
 
