@@ -160,7 +160,8 @@ def describe_appeal(
     heading, body_html, cta_label = variant.copy_for(req.lang)
     impression = impression_id(req, campaign.id, variant.id, now.strftime("%Y-%m-%d"))
     one_off = list(presets.get("one_off") or [])
-    suggested = presets.get(variant.default_frequency) or one_off
+    # Prefill only an amount meant for the default frequency; else the page suggests one.
+    suggested = presets.get(variant.default_frequency)
     default_amount = suggested[0] if suggested else None
     ticker = None
     if campaign.goal_amount and campaign.goal_currency:
