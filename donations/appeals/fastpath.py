@@ -13,12 +13,11 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from donations.app_constants import REQUEST_ID
-from donations.appeals.service import InvalidInput, describe_appeal, parse_appeal_query
+from donations.appeals.service import InvalidInput, answer_appeal
 
 log = logging.getLogger(__name__)
 PATH = "/api/v1/appeal"
@@ -37,7 +36,6 @@ class FastAppeal:
         header = settings.country_header
         self._country_key = "HTTP_" + header.upper().replace("-", "_") if header else None
         self._vary = ", ".join(["Origin", *([header] if header else [])])
-        self._minimums = services.minimums
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET":
@@ -47,21 +45,11 @@ class FastAppeal:
             args.setdefault(key, value)  # the first value wins, as in Flask's request.args
         if "debug" in args:
             return self._flask(environ, start_response)
-        settings = self._s.settings
         try:
-            req, _ = parse_appeal_query(
+            _req, _debug, body, _ = answer_appeal(
+                self._s,
                 args,
-                secret_key=settings.secret_key,
-                country_header=environ.get(self._country_key) if self._country_key else None,
-            )
-            body, _ = describe_appeal(
-                self._s.appeals.current(),
-                req,
-                now=datetime.utcnow(),
-                public_base_url=settings.public_base_url,
-                country_currencies=settings.country_currencies,
-                minimums=self._minimums,
-                explain=False,
+                environ.get(self._country_key) if self._country_key else None,
             )
         except InvalidInput:
             return self._flask(environ, start_response)  # the 422 answer is Flask's

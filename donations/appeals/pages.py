@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, render_template, request, send_file
 
-from donations.appeals.service import InvalidInput, describe_appeal, parse_appeal_query
+from donations.appeals.service import InvalidInput, answer_appeal
 from donations.errors import problem
 from donations.money import exponent
 from donations.paths import PACKAGE, STATIC
@@ -65,19 +65,9 @@ def embed_appeal() -> Response:
         request.headers.get(settings.country_header) if settings.country_header else None
     )
     try:
-        req, _debug = parse_appeal_query(
-            request.args, secret_key=settings.secret_key, country_header=header_country
-        )
+        req, _debug, appeal, _explain = answer_appeal(s, request.args, header_country)
     except InvalidInput as exc:
         return problem(422, "Invalid request", "Some query values are invalid.", errors=exc.errors)
-    appeal, _explain = describe_appeal(
-        s.appeals.current(),
-        req,
-        now=datetime.utcnow(),
-        public_base_url=settings.public_base_url,
-        country_currencies=settings.country_currencies,
-        minimums=s.minimums,
-    )
     html = render_template(
         "embed_appeal.html",
         appeal=appeal,

@@ -213,6 +213,33 @@ def describe_appeal(
     return body, decision.explain
 
 
+def answer_appeal(
+    services: Any,
+    args: Mapping[str, str],
+    header_country: str | None,
+    *,
+    explain: bool = False,
+) -> tuple[AppealRequest, bool, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Parse, choose and describe: (request, debug asked, body or None, explanation).
+
+    Shared by the Flask view, the WSGI fast path and /embed/appeal; raises InvalidInput.
+    """
+    settings = services.settings
+    req, debug = parse_appeal_query(
+        args, secret_key=settings.secret_key, country_header=header_country
+    )
+    body, reasons = describe_appeal(
+        services.appeals.current(),
+        req,
+        now=datetime.utcnow(),
+        public_base_url=settings.public_base_url,
+        country_currencies=settings.country_currencies,
+        minimums=services.minimums,
+        explain=explain or debug,
+    )
+    return req, debug, body, reasons
+
+
 def parse_events(raw: bytes, today: str) -> list[Key]:
     """Validate a batch of widget events: all or nothing."""
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
@@ -20,8 +19,7 @@ from donations.appeals.models import Campaign
 from donations.appeals.service import (
     PLACEMENTS,
     InvalidInput,
-    describe_appeal,
-    parse_appeal_query,
+    answer_appeal,
     parse_events,
 )
 from donations.appeals.snapshot import bump_version, config_row
@@ -110,9 +108,7 @@ def appeal() -> Response:
         request.headers.get(settings.country_header) if settings.country_header else None
     )
     try:
-        req, debug = parse_appeal_query(
-            request.args, secret_key=settings.secret_key, country_header=header_country
-        )
+        _req, debug, body, explain = answer_appeal(s, request.args, header_country)
     except InvalidInput as exc:
         return problem(422, "Invalid request", "Some query values are invalid.", errors=exc.errors)
     if debug:
@@ -120,15 +116,6 @@ def appeal() -> Response:
         with s.db.transaction() as session:
             if token is None or authenticate(session, token) is None:
                 return problem(401, "Unauthorized", "debug=1 needs an admin bearer token.")
-    body, explain = describe_appeal(
-        s.appeals.current(),
-        req,
-        now=datetime.utcnow(),
-        public_base_url=settings.public_base_url,
-        country_currencies=settings.country_currencies,
-        minimums=s.minimums,
-        explain=debug,
-    )
     if body is None and not debug:
         response = current_app.response_class(status=204)
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -24,7 +23,6 @@ from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 GOOD_CARD = "4242424242424242"
 DECLINED_CHARGE_CARD = "4000000000000341"
 DECLINED_SETUP_CARD = "4000000000000002"
@@ -32,35 +30,6 @@ THREE_D_SECURE_CARD = "4000002760003184"
 THANK_YOU = re.compile(r".*/contribute/thank-you\?contribution=ctb_[0-9a-f]{24}$")
 # Set to a path (e.g. /tmp/contribute.png) to keep a screenshot of the filled form.
 SCREENSHOT = os.environ.get("CONTRIBUTE_SCREENSHOT", "")
-
-
-def _chromium_or_skip() -> str:
-    """Debian's Chromium; outside CI a machine without it skips, in CI it must be there."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{CHROMIUM} is missing: in CI the browser tests must run (apt install chromium)"
-        )
-    pytest.skip(f"{CHROMIUM} is not installed (apt install chromium); browser tests skipped")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = _chromium_or_skip()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed (pip install playwright); browser tests skipped")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

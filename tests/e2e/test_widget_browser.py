@@ -39,7 +39,6 @@ from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTICLE = "putin-congratulates-biden"
 HEADLINE = "Putin Congratulates U.S. President-Elect Biden"
 DEMO_CAMPAIGNS = (
@@ -50,35 +49,6 @@ BANNER = "[data-donations-appeal][data-placement=banner]"
 GATE = "[data-donations-appeal][data-placement=gate]"
 # Set to a folder (e.g. /tmp) to keep screenshots: demo-epic.png and demo-gate.png.
 SCREENSHOTS = os.environ.get("WIDGET_SCREENSHOTS", "")
-
-
-def _chromium_or_skip() -> str:
-    """Debian's Chromium; outside CI a machine without it skips, in CI it must be there."""
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{CHROMIUM} is missing: in CI the browser tests must run (apt install chromium)"
-        )
-    pytest.skip(f"{CHROMIUM} is not installed (apt install chromium); browser tests skipped")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = _chromium_or_skip()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("playwright is not installed (pip install playwright); browser tests skipped")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
