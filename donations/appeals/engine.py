@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -258,7 +258,7 @@ class Snapshot:
     rules: AppealRules
     version: int
     raised: Mapping[str, int] = field(default_factory=dict)
-    built_at: datetime = field(default_factory=datetime.utcnow)
+    built_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
 
     @classmethod
     def build(
@@ -287,7 +287,7 @@ def _suppressed_supporter(req: AppealRequest, rules: AppealRules, now: datetime)
         return False
     if s.kind == "recurring":
         return True
-    issued = datetime.utcfromtimestamp(s.issued_at)
+    issued = datetime.fromtimestamp(s.issued_at, UTC).replace(tzinfo=None)
     return now - issued < timedelta(days=rules.one_off_supporter_days)
 
 

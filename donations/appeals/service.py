@@ -18,6 +18,7 @@ from donations.appeals.engine import (
     presets_for,
 )
 from donations.appeals.events import EVENT_TYPES, Key
+from donations.db import utcnow
 
 PLACEMENTS = ("epic", "banner", "gate")
 RID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -231,7 +232,7 @@ def answer_appeal(
     body, reasons = describe_appeal(
         services.appeals.current(),
         req,
-        now=datetime.utcnow(),
+        now=utcnow(),
         public_base_url=settings.public_base_url,
         country_currencies=settings.country_currencies,
         minimums=services.minimums,

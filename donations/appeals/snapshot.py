@@ -12,7 +12,6 @@ import logging
 import secrets
 import threading
 import time
-from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from donations.appeals.engine import AppealRules, CompiledCampaign, Snapshot
 from donations.appeals.models import AppealConfig, Campaign
 from donations.checkout.models import Contribution
-from donations.db import Database
+from donations.db import Database, utcnow
 from donations.ledger import accounts
 from donations.ledger.models import JournalEntry, JournalLine
 
@@ -150,4 +149,4 @@ class SnapshotStore:
             for c in snapshot.campaigns
             if c.goal_amount and c.status == "live"
         }
-        return Snapshot(snapshot.campaigns, rules, version, raised, datetime.utcnow())
+        return Snapshot(snapshot.campaigns, rules, version, raised, utcnow())
