@@ -359,3 +359,55 @@ def test_with_redis_down_events_are_still_counted(database):
     counter.flush_all()
     assert total_counts(database) == {"click": 3}
     counter.close()
+
+
+def test_the_ticker_counts_gifts_to_the_campaign_less_refunds(api, database, live_campaign):
+    from datetime import datetime
+
+    from donations.appeals.snapshot import SnapshotStore
+    from donations.checkout.models import Contribution
+    from donations.ledger import accounts as a
+    from donations.ledger import journal, postings
+
+    def gift(cid, campaign, amount, covered, currency="usd"):
+        s.add(
+            Contribution(
+                id=cid,
+                status="succeeded",
+                frequency="one_off",
+                currency=currency,
+                amount=amount,
+                fee_covered=covered,
+                total=amount + covered,
+                campaign=campaign,
+            )
+        )
+        s.flush()
+        journal.post(
+            s,
+            key=f"payment:ch_{cid}",
+            kind=a.PAYMENT_ONE_OFF,
+            currency=currency,
+            occurred_at=datetime(2026, 11, 1),
+            stripe_object_id=f"ch_{cid}",
+            contribution_id=cid,
+            lines=postings.payment(amount + covered, amount, covered, recurring=False),
+        )
+
+    with database.transaction() as s:
+        gift("c1", "year-end-2020", 2500, 106)  # the covered fee is not part of what was raised
+        gift("c2", "year-end-2020", 1000, 0)
+        gift("c3", "another-campaign", 9999, 0)
+        gift("c4", "year-end-2020", 700, 0, currency="eur")  # not the goal's currency
+        journal.post(
+            s,
+            key="refund:re_1",
+            kind=a.REFUND,
+            currency="usd",
+            occurred_at=datetime(2026, 11, 2),
+            stripe_object_id="re_1",
+            contribution_id="c2",
+            lines=postings.refund(400),
+        )
+    store = SnapshotStore(database)
+    assert store.current().raised["year-end-2020"] == 2500 + 1000 - 400
