@@ -12,6 +12,7 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from donations import errors
+from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
 from donations.appeals.events import EventCounter
 from donations.appeals.fastpath import FastAppeal
@@ -64,9 +65,13 @@ def create_app(
         gateway=gateway or StripeGateway.from_settings(settings),
         appeals=SnapshotStore(db),
         events=EventCounter(db, settings.redis_url),
+        login_limiter=LoginLimiter(settings.redis_url),
     )
 
     api = Api(app)
+    from donations.admin import dashboard  # noqa: F401  (adds its pages to admin.pages)
+    from donations.admin.views import api as admin_api
+    from donations.admin.views import pages as admin_pages
     from donations.appeals.pages import bp as appeal_pages
     from donations.appeals.views import admin as campaigns_api
     from donations.appeals.views import reader as appeals_api
@@ -79,6 +84,7 @@ def create_app(
     api.register_blueprint(reports_api)
     api.register_blueprint(appeals_api)
     api.register_blueprint(campaigns_api)
+    api.register_blueprint(admin_api)
     CORS(
         app,
         resources={
@@ -89,6 +95,7 @@ def create_app(
     app.register_blueprint(checkout_pages)
     app.register_blueprint(appeal_pages)
     app.register_blueprint(webhooks)
+    app.register_blueprint(admin_pages)
     app.register_blueprint(
         get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "donations API"}),
         url_prefix="/docs",

@@ -62,17 +62,54 @@ def db_check() -> None:
 
 @cli.command("create-admin-token")
 @click.option("--name", default="admin", show_default=True, help="What the token is for.")
-def create_admin_token(name: str) -> None:
+@click.option(
+    "--role", type=click.Choice(["viewer", "editor"]), default="editor", show_default=True
+)
+def create_admin_token(name: str, role: str) -> None:
     """Create an admin API token; it is printed once, alone on the last line."""
-    from donations.admin.tokens import create_token
+    from donations.admin.tokens import create_audited
     from donations.db import Database
 
     database = Database(_settings().database_url)
     with database.transaction() as session:
-        token = create_token(session, name)
+        _, token = create_audited(session, name, role)
     database.dispose()
-    click.echo(f"created admin token {name!r}; store it now, it is not shown again:", err=True)
+    click.echo(f"created {role} token {name!r}; store it now, it is not shown again:", err=True)
     click.echo(token)
+
+
+@cli.command("create-admin")
+@click.argument("email")
+@click.option(
+    "--role", type=click.Choice(["viewer", "editor"]), default="editor", show_default=True
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
+def create_admin(email: str, role: str, password_stdin: bool) -> None:
+    """Create an admin user who signs in at /admin/login (or reset their password and role)."""
+    from donations.admin.auth import MIN_PASSWORD, PasswordTooShort, create_user
+    from donations.db import Database
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            f"Password for {email} (at least {MIN_PASSWORD} characters)",
+            hide_input=True,
+            confirmation_prompt=True,
+        )
+    database = Database(_settings().database_url)
+    try:
+        with database.transaction() as session:
+            user = create_user(session, email, password, role)
+            click.echo(f"admin {user.email} ({user.role}) can sign in at /admin/login")
+    except (PasswordTooShort, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
 
 
 @cli.command()
@@ -135,8 +172,8 @@ def campaigns_load(file: Any) -> None:
 
     from marshmallow import ValidationError
 
+    from donations.appeals.campaigns import save_campaign
     from donations.appeals.documents import CampaignDocument
-    from donations.appeals.views import save_campaign
     from donations.db import Database
 
     try:
@@ -154,7 +191,7 @@ def campaigns_load(file: Any) -> None:
     database = Database(_settings().database_url)
     with database.transaction() as session:
         for doc in loaded:
-            save_campaign(session, doc)
+            save_campaign(session, doc, actor="cli")
     database.dispose()
     for doc in loaded:
         click.echo(f"loaded {doc['id']} ({doc['status']})")

@@ -21,8 +21,8 @@ DEMO_CAMPAIGNS = Path(__file__).resolve().parent / "appeals" / "demo_campaigns.j
 
 def seed_campaigns(database_url: str) -> list[str]:
     """Upsert the demo campaigns (donations/appeals/demo_campaigns.json); their ids."""
+    from donations.appeals.campaigns import save_campaign
     from donations.appeals.documents import CampaignDocument
-    from donations.appeals.views import save_campaign
     from donations.db import Database
 
     documents = json.loads(DEMO_CAMPAIGNS.read_text(encoding="utf-8"))
@@ -30,7 +30,7 @@ def seed_campaigns(database_url: str) -> list[str]:
     try:
         with database.transaction() as session:
             for raw in documents:
-                save_campaign(session, CampaignDocument().load(raw))
+                save_campaign(session, CampaignDocument().load(raw), actor="demo")
     finally:
         database.dispose()
     return [d["id"] for d in documents]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from donations.admin.ratelimit import LoginLimiter
 from donations.appeals.events import EventCounter
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
@@ -20,6 +21,7 @@ class Services:
     gateway: StripeGateway
     appeals: SnapshotStore
     events: EventCounter
+    login_limiter: LoginLimiter
 
     @property
     def minimums(self) -> dict[str, int]:

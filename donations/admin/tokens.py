@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from flask import abort, g, request
+from flask import request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from donations.admin.models import AdminToken
+from donations.admin import audit
+from donations.admin.models import EDITOR, ROLES, VIEWER, AdminToken
 from donations.db import utcnow
-from donations.services import services
 
 PREFIX = "dnt_"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,12 +25,37 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str) -> str:
+def create_token(
+    session: Session, name: str, role: str = EDITOR, created_by: str | None = None
+) -> str:
+    """Make a new token and return it (see issue_token)."""
+    return issue_token(session, name, role, created_by)[1]
+
+
+def issue_token(
+    session: Session, name: str, role: str = EDITOR, created_by: str | None = None
+) -> tuple[AdminToken, str]:
     """Make a new token; only its digest is stored, so this is the one time it is seen."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(AdminToken(name=name, token_hash=digest(token)))
+    row = AdminToken(name=name, token_hash=digest(token), role=role, created_by=created_by)
+    session.add(row)
     session.flush()
-    return token
+    return row, token
+
+
+def revoke_token(session: Session, token_id: int) -> AdminToken | None:
+    """Revoke a token (kept, for the audit trail); None when there is no such token."""
+    row = session.get(AdminToken, token_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def list_tokens(session: Session) -> list[AdminToken]:
+    return list(session.scalars(select(AdminToken).order_by(AdminToken.id.desc())))
 
 
 def authenticate(session: Session, token: str) -> AdminToken | None:
@@ -61,19 +85,45 @@ def bearer_token() -> str | None:
     return value.strip()
 
 
+def token_record(row: AdminToken) -> dict[str, Any]:
+    """A token as the API and the audit log show it (never its value or digest)."""
+
+    def stamp(value: datetime | None) -> str | None:
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "created_at": stamp(row.created_at),
+        "created_by": row.created_by,
+        "last_used_at": stamp(row.last_used_at),
+        "revoked_at": stamp(row.revoked_at),
+    }
+
+
+def create_audited(session: Session, name: str, role: str) -> tuple[AdminToken, str]:
+    row, value = issue_token(session, name, role, created_by=audit.current_actor())
+    audit.record(
+        session, "token.create", "token", str(row.id), before=None, after=token_record(row)
+    )
+    return row, value
+
+
+def revoke_audited(session: Session, token_id: int) -> AdminToken | None:
+    row = session.get(AdminToken, token_id)
+    if row is None:
+        return None
+    before = token_record(row)
+    revoke_token(session, token_id)
+    audit.record(
+        session, "token.revoke", "token", str(row.id), before=before, after=token_record(row)
+    )
+    return row
+
+
 def admin_required(view: F) -> F:
-    """401 unless the request carries a valid, unrevoked admin bearer token."""
+    """Any admin (viewer) may read; writing needs an editor. See donations.admin.auth."""
+    from donations.admin.auth import require_role
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        token = bearer_token()
-        if token is None:
-            abort(401, "An admin bearer token is required.")
-        with services().db.transaction() as session:
-            found = authenticate(session, token)
-            if found is None:
-                abort(401, "The admin token is not valid.")
-            g.admin_token_name = found.name
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+    return require_role(VIEWER, EDITOR)(view)

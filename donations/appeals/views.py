@@ -9,10 +9,17 @@ from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import select
 
 from donations.admin.tokens import admin_required, authenticate, bearer_token
-from donations.appeals.documents import CampaignDocument, CampaignPatch, to_json
+from donations.appeals.campaigns import (
+    CampaignExists,
+    CampaignNotFound,
+    all_campaigns,
+    create_campaign,
+    delete_campaign,
+    update_campaign,
+)
+from donations.appeals.documents import CampaignDocument, CampaignPatch
 from donations.appeals.events import EVENT_TYPES, now_day
 from donations.appeals.fastpath import CACHE_CONTROL
 from donations.appeals.models import Campaign
@@ -173,21 +180,6 @@ def _stored(document: dict[str, Any], status: int = 200) -> Response:
     return response
 
 
-def save_campaign(session: Any, doc: dict[str, Any]) -> Campaign:
-    """Insert or replace one validated document; every instance's snapshot notices."""
-    stored = to_json(doc)
-    row = session.get(Campaign, stored["id"])
-    if row is None:
-        row = Campaign(id=stored["id"], document=stored, status=stored["status"])
-        session.add(row)
-    else:
-        row.document = stored
-        row.status = stored["status"]
-    bump_version(session)
-    session.flush()
-    return row
-
-
 @admin.route("/campaigns")
 class Campaigns(MethodView):
     decorators = [admin_required]
@@ -197,8 +189,7 @@ class Campaigns(MethodView):
     def get(self) -> Response:
         """Every campaign document."""
         with services().db.sessions() as session:
-            rows = session.scalars(select(Campaign).order_by(Campaign.id)).all()
-            return jsonify({"campaigns": [r.document for r in rows]})
+            return jsonify({"campaigns": [r.document for r in all_campaigns(session)]})
 
     @admin.arguments(CampaignDocument)
     @admin.response(201, CampaignDocument)
@@ -207,10 +198,11 @@ class Campaigns(MethodView):
     def post(self, doc: dict[str, Any]) -> Any:
         """Create a campaign."""
         s = services()
-        with s.db.transaction() as session:
-            if session.get(Campaign, doc["id"]) is not None:
-                return problem(409, "Conflict", f"Campaign {doc['id']!r} exists; PATCH it.")
-            row = save_campaign(session, doc)
+        try:
+            with s.db.transaction() as session:
+                row = create_campaign(session, doc)
+        except CampaignExists:
+            return problem(409, "Conflict", f"Campaign {doc['id']!r} exists; PATCH it.")
         s.appeals.invalidate()
         return _stored(row.document, 201)
 
@@ -236,23 +228,13 @@ class CampaignResource(MethodView):
         """Change some fields; the whole result is validated again."""
         s = services()
         changes = request.get_json(silent=True) or {}
-        if "id" in changes and changes["id"] != campaign_id:
-            return problem(
-                422,
-                "Invalid campaign",
-                "The id cannot change.",
-                errors={"id": ["The id cannot change."]},
-            )
-        with s.db.transaction() as session:
-            row = session.get(Campaign, campaign_id)
-            if row is None:
-                return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
-            merged = {**row.document, **changes, "id": campaign_id}
-            try:
-                doc = CampaignDocument().load(merged)
-            except ValidationError as exc:
-                return _validation_problem(exc)
-            row = save_campaign(session, doc)
+        try:
+            with s.db.transaction() as session:
+                row = update_campaign(session, campaign_id, changes)
+        except CampaignNotFound as exc:
+            return problem(404, "Not Found", str(exc))
+        except ValidationError as exc:
+            return _validation_problem(exc)
         s.appeals.invalidate()
         return _stored(row.document)
 
@@ -261,12 +243,11 @@ class CampaignResource(MethodView):
     def delete(self, campaign_id: str) -> Any:
         """Delete a campaign (its counts and contributions keep their attribution)."""
         s = services()
-        with s.db.transaction() as session:
-            row = session.get(Campaign, campaign_id)
-            if row is None:
-                return problem(404, "Not Found", f"No campaign {campaign_id!r}.")
-            session.delete(row)
-            bump_version(session)
+        try:
+            with s.db.transaction() as session:
+                delete_campaign(session, campaign_id)
+        except CampaignNotFound as exc:
+            return problem(404, "Not Found", str(exc))
         s.appeals.invalidate()
         return None
 
