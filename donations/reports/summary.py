@@ -18,7 +18,7 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time.min), datetime.combine(end + timedelta(days=1), time.min)
 
 
-def _empty() -> dict[str, Any]:
+def empty_totals() -> dict[str, Any]:
     return {
         "count": 0,
         "gross": 0,
@@ -51,24 +51,36 @@ def summary(session: Session, start: date, end: date) -> dict[str, dict[str, Any
         .where(JournalEntry.occurred_at >= lo, JournalEntry.occurred_at < hi)
         .group_by(JournalEntry.kind, JournalLine.account, JournalLine.currency)
     ).all()
-    out: dict[str, dict[str, Any]] = defaultdict(_empty)
+    out: dict[str, dict[str, Any]] = defaultdict(empty_totals)
     for kind, account, currency, total, lines in rows:
-        c = out[currency]
-        total = int(total)
-        if kind in a.PAYMENT_KINDS and account == a.STRIPE_BALANCE:
-            bucket = "one_off" if kind == a.PAYMENT_ONE_OFF else "recurring"
-            c["gross"] += total
-            c["count"] += int(lines)  # one balance line per payment entry
-            c[bucket]["gross"] += total
-            c[bucket]["count"] += int(lines)
-        elif account == a.COVERED_FEES:
-            c["fee_covered"] -= total
-        elif account == a.STRIPE_FEES:
-            c["fees"] += total
-        elif account == a.REFUNDS:
-            c["refunds"] += total
-        elif account == a.DISPUTES:
-            c["disputes"] += total
+        accumulate(out[currency], kind, account, int(total), int(lines))
     for c in out.values():
-        c["net"] = c["gross"] - c["fees"] - c["refunds"] - c["disputes"]
+        c["net"] = net(c)
     return dict(sorted(out.items()))
+
+
+def net(c: dict[str, Any]) -> int:
+    """What the newsroom keeps: net = gross − fees − refunds − disputes."""
+    return int(c["gross"] - c["fees"] - c["refunds"] - c["disputes"])
+
+
+def accumulate(c: dict[str, Any], kind: str, account: str, total: int, lines: int) -> None:
+    """Add one (entry kind, account) group of journal lines to a report's totals.
+
+    One balance line per payment entry, so its line count counts payments; the other
+    accounts' balances are the fees, covered fees, refunds and disputes themselves.
+    """
+    if kind in a.PAYMENT_KINDS and account == a.STRIPE_BALANCE:
+        bucket = "one_off" if kind == a.PAYMENT_ONE_OFF else "recurring"
+        c["gross"] += total
+        c["count"] += lines
+        c[bucket]["gross"] += total
+        c[bucket]["count"] += lines
+    elif account == a.COVERED_FEES:
+        c["fee_covered"] -= total
+    elif account == a.STRIPE_FEES:
+        c["fees"] += total
+    elif account == a.REFUNDS:
+        c["refunds"] += total
+    elif account == a.DISPUTES:
+        c["disputes"] += total

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from donations.admin.tokens import admin_required
+from donations.checkout.models import STATUS_RANK
 from donations.ledger import journal
+from donations.reports import articles as articles_report
+from donations.reports import contributions as contributions_list
+from donations.reports import experiments as experiments_report
+from donations.reports import stats
+from donations.reports.daily import daily
+from donations.reports.recurring import recurring
 from donations.reports.summary import summary
 from donations.services import services
 
@@ -20,9 +28,13 @@ bp = Blueprint(
 MAX_RANGE_DAYS = 3660
 
 
+# Far enough from date.min/date.max that a day's bounds never overflow.
+DATES = validate.Range(min=date(1970, 1, 1), max=date(9999, 12, 30))
+
+
 class RangeQuery(Schema):
-    from_ = fields.Date(data_key="from", load_default=None)
-    to = fields.Date(load_default=None)
+    from_ = fields.Date(data_key="from", load_default=None, validate=DATES)
+    to = fields.Date(load_default=None, validate=DATES)
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
@@ -67,9 +79,149 @@ class TrialBalanceSchema(Schema):
     balanced = fields.Boolean()
 
 
+class CurrencyField(fields.String):
+    """A lowercase ISO 4217 code; `USD` is read as `usd`."""
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("validate", validate.Regexp(r"^[a-z]{3}$", error="Not an ISO 4217 code."))
+        kw.setdefault("metadata", {"example": "usd"})
+        super().__init__(**kw)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
+        return str(super()._deserialize(value, attr, data, **kw)).lower()
+
+
+class DailyQuery(RangeQuery):
+    currency = CurrencyField(load_default="usd")
+
+
+class DailyPointSchema(Schema):
+    date = fields.Date()
+    count = fields.Integer()
+    gross = fields.Integer()
+    net = fields.Integer()
+
+
+class DailySchema(Schema):
+    currency = fields.String()
+    series = fields.List(fields.Nested(DailyPointSchema))
+
+
+class ArticlesQuery(RangeQuery):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
+    currency = CurrencyField(
+        load_default="usd",
+        metadata={"description": "The currency `gross` counts (default usd). Added to API.md."},
+    )
+
+
+class ArticleSchema(Schema):
+    article = fields.String()
+    impressions = fields.Integer()
+    clicks = fields.Integer()
+    contributions = fields.Integer()
+    gross = fields.Integer()
+    conversion_rate = fields.Float(allow_none=True)
+
+
+class ArticlesSchema(Schema):
+    currency = fields.String()
+    articles = fields.List(fields.Nested(ArticleSchema))
+
+
+class ExperimentsQuery(Schema):
+    campaign = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    currency = CurrencyField(load_default="usd")
+
+
+class VariantResultSchema(Schema):
+    variant = fields.String()
+    impressions = fields.Integer()
+    clicks = fields.Integer()
+    contributions = fields.Integer()
+    gross = fields.Integer()
+    conversion_rate = fields.Float(allow_none=True)
+    conversion_ci95 = fields.List(fields.Float(), allow_none=True)
+    revenue_per_1000_impressions = fields.Float(allow_none=True)
+    p_value_vs_control = fields.Float(allow_none=True)
+    enough_data = fields.Boolean()
+
+
+class SampleRatioSchema(Schema):
+    p_value = fields.Float(allow_none=True)
+    warning = fields.Boolean()
+
+
+class CampaignResultSchema(Schema):
+    campaign = fields.String()
+    enough_data = fields.Boolean()
+    srm = fields.Nested(SampleRatioSchema)
+    variants = fields.List(fields.Nested(VariantResultSchema))
+
+
+class ExperimentsSchema(Schema):
+    currency = fields.String()
+    campaigns = fields.List(fields.Nested(CampaignResultSchema))
+
+
+class RecurringFiguresSchema(Schema):
+    active = fields.Integer()
+    mrr = fields.Integer()
+    new = fields.Integer()
+    canceled = fields.Integer()
+
+
+class RecurringSchema(Schema):
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    currencies = fields.Dict(keys=fields.String(), values=fields.Nested(RecurringFiguresSchema))
+
+
+class CursorField(fields.String):
+    """An opaque cursor from a previous page's `next_cursor`."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kw)
+        try:
+            return contributions_list.Cursor.decode(text)
+        except contributions_list.InvalidCursor as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class ContributionsQuery(RangeQuery):
+    status = fields.String(load_default=None, validate=validate.OneOf(sorted(STATUS_RANK)))
+    campaign = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    currency = CurrencyField(load_default=None)
+    cursor = CursorField(load_default=None, validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    format = fields.String(load_default=None, validate=validate.OneOf(["json", "csv"]))
+
+
+class ContributionRowSchema(Schema):
+    id = fields.String()
+    created_at = fields.String(metadata={"description": "RFC 3339 UTC"})
+    status = fields.String()
+    frequency = fields.String()
+    currency = fields.String()
+    amount = fields.Integer()
+    fee_covered = fields.Integer()
+    total = fields.Integer()
+    refunded_amount = fields.Integer()
+    article = fields.String(allow_none=True)
+    campaign = fields.String(allow_none=True)
+    variant = fields.String(allow_none=True)
+    placement = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class ContributionsPageSchema(Schema):
+    contributions = fields.List(fields.Nested(ContributionRowSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
 def resolve_range(args: dict[str, Any]) -> tuple[date, date]:
     """Defaults: the last 30 UTC days, ending today."""
-    end = args.get("to") or date.today()
+    end = args.get("to") or datetime.now(UTC).date()
     start = args.get("from_") or end - timedelta(days=29)
     if start > end:
         start = end
@@ -102,3 +254,153 @@ class TrialBalance(MethodView):
         with services().db.sessions() as session:
             rows, balanced = journal.trial_balance(session)
         return {"accounts": rows, "balanced": balanced}
+
+
+@bp.route("/reports/daily")
+class Daily(MethodView):
+    decorators = [admin_required]
+
+    @bp.arguments(DailyQuery, location="query")
+    @bp.response(200, DailySchema)
+    @bp.doc(security=[{"bearerAuth": []}])
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One point per UTC day of the range (zero days included) in one currency.
+
+        Read from the journal as the summary is: `count` payments, `gross` charged,
+        `net = gross − fees − refunds − disputes`, each amount on the day it happened.
+        """
+        start, end = resolve_range(args)
+        with services().db.sessions() as session:
+            series = daily(session, start, end, args["currency"])
+        return {"currency": args["currency"], "series": series}
+
+
+@bp.route("/reports/articles")
+class Articles(MethodView):
+    decorators = [admin_required]
+
+    @bp.arguments(ArticlesQuery, location="query")
+    @bp.response(200, ArticlesSchema)
+    @bp.doc(security=[{"bearerAuth": []}])
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The articles that bring readers to give, by gross then impressions.
+
+        `impressions` and `clicks` are counted on the range's days. `contributions` counts
+        the contributions readers started from the article whose first payment fell in the
+        range, in any currency; recurring renewals are not counted again. `gross` is what
+        those first payments charged in `currency` (default usd; amounts in different
+        currencies are never added). `conversion_rate` = contributions ÷ impressions, null
+        without impressions. `limit`: 1–200, default 20.
+        """
+        start, end = resolve_range(args)
+        with services().db.sessions() as session:
+            rows = articles_report.articles(session, start, end, args["currency"], args["limit"])
+        return {"currency": args["currency"], "articles": rows}
+
+
+EXPERIMENTS_DESCRIPTION = f"""\
+Without `campaign`, every live or paused campaign. `contributions` counts the contributions
+started from the variant that were ever paid (renewals are not counted again), in any
+currency; `gross` and `revenue_per_1000_impressions` (minor units) count their first payments
+in `currency` (default usd). `conversion_rate` = contributions ÷ impressions;
+`conversion_ci95` is its Wilson score interval (z = {stats.Z95}); `p_value_vs_control` is the
+two-sided pooled two-proportion z-test against the variant `control` (null for the control
+itself, without a control, and when any of the four counts is zero). Rates and intervals are
+null without impressions.
+
+Added to API.md: `enough_data` on a variant is false while it has fewer than
+{experiments_report.MIN_IMPRESSIONS} impressions or fewer than
+{experiments_report.MIN_CONTRIBUTIONS} contributions (the figures are still reported); on
+the campaign it is true only when every variant has enough. `srm` is a chi-square
+goodness-of-fit test of the variants' impressions against their configured weights;
+`warning` is true when `p_value` < {stats.SRM_ALPHA}: a sample-ratio mismatch means bucketing
+or counting is broken and the results cannot be trusted. Variants no longer in the campaign
+document are listed but left out of that test; `p_value` is null with fewer than two
+variants or no impressions. The top-level `currency` echoes the parameter.
+"""
+
+
+@bp.route("/reports/experiments")
+class Experiments(MethodView):
+    decorators = [admin_required]
+
+    @bp.arguments(ExperimentsQuery, location="query")
+    @bp.response(200, ExperimentsSchema)
+    @bp.doc(security=[{"bearerAuth": []}], description=EXPERIMENTS_DESCRIPTION)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A/B results per campaign and variant, over the campaign's whole life."""
+        with services().db.sessions() as session:
+            rows = experiments_report.experiments(session, args["campaign"], args["currency"])
+        return {"currency": args["currency"], "campaigns": rows}
+
+
+@bp.route("/reports/recurring")
+class Recurring(MethodView):
+    decorators = [admin_required]
+
+    @bp.arguments(RangeQuery, location="query")
+    @bp.response(200, RecurringSchema)
+    @bp.doc(security=[{"bearerAuth": []}])
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Recurring revenue per currency.
+
+        `active`: subscriptions active or past_due now (as Stripe counts MRR; trialing and
+        unpaid don't count). `mrr`: their monthly amounts plus a twelfth of their annual
+        ones, in minor units, the twelfth rounded half up once per currency. `new`:
+        subscriptions created on the range's UTC days (ones whose first payment never
+        succeeded excluded); `canceled`: subscriptions canceled on those days.
+        """
+        start, end = resolve_range(args)
+        with services().db.sessions() as session:
+            currencies = recurring(session, start, end)
+        return {"from_": start, "to": end, "currencies": currencies}
+
+
+def wants_csv(args: dict[str, Any]) -> bool:
+    if args.get("format"):
+        return bool(args["format"] == "csv")
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+@bp.route("/contributions")
+class Contributions(MethodView):
+    decorators = [admin_required]
+
+    @bp.arguments(ContributionsQuery, location="query")
+    @bp.response(200, ContributionsPageSchema)
+    @bp.alt_response(
+        200,
+        content_type="text/csv",
+        description="With `format=csv` or `Accept: text/csv`: every matching contribution.",
+        success=True,
+    )
+    @bp.doc(security=[{"bearerAuth": []}])
+    def get(self, args: dict[str, Any]) -> Any:
+        """Contributions, newest first, renewals included.
+
+        `from`/`to` filter the UTC day of `created_at` (both inclusive; without them, all
+        time); `status`, `campaign` and `currency` filter exactly. Pages of `limit` (1–500,
+        default 50); pass `next_cursor` back as `cursor` for the next page (null on the
+        last). With `format=csv` or `Accept: text/csv`, every matching row as a streamed CSV
+        download (`cursor` and `limit` ignored); cells that a spreadsheet would read as a
+        formula get a leading `'`. An erased donor's email is empty.
+        """
+        filters = contributions_list.Filters(
+            start=args["from_"],
+            end=args["to"],
+            status=args["status"],
+            campaign=args["campaign"],
+            currency=args["currency"],
+        )
+        db = services().db
+        if wants_csv(args):
+            name = f"contributions-{args['from_'] or 'all'}-{args['to'] or 'now'}.csv"
+            return Response(
+                stream_with_context(contributions_list.csv_chunks(db.sessions, filters)),
+                mimetype="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        with db.sessions() as session:
+            rows, after = contributions_list.page(session, filters, args["cursor"], args["limit"])
+        return {"contributions": rows, "next_cursor": after.encode() if after else None}
