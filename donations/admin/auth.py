@@ -28,6 +28,7 @@ from donations.admin.tokens import authenticate as authenticate_token
 from donations.admin.tokens import bearer_token
 from donations.db import utcnow
 from donations.services import services
+from donations.settings import Settings
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -219,23 +220,27 @@ def _local_next() -> str:
     return request.full_path.rstrip("?")
 
 
-def safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no //evil.example) is a place to return to."""
-    if not target:
-        return url_for("admin.dashboard")
+def local_path(target: str | None) -> str | None:
+    """`target` when it is a path on this site (no scheme, host, //evil.example or backslash
+    tricks), else None: the only places a login may return to."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("admin.dashboard")
-    if "\\" in target:
-        return url_for("admin.dashboard")
-    return target
+    return None if parts.scheme or parts.netloc else target
+
+
+def safe_next(target: str | None) -> str:
+    return local_path(target) or url_for("admin.dashboard")
+
+
+def cookies_secure(settings: Settings) -> bool:
+    """Secure cookies always in production, and whenever the service is served over HTTPS;
+    a development server on plain http://127.0.0.1 could not sign in otherwise."""
+    return settings.env == "production" or settings.public_base_url.startswith("https://")
 
 
 def secure_cookies() -> bool:
-    """Secure cookies always in production, and whenever the service is served over HTTPS;
-    a development server on plain http://127.0.0.1 could not sign in otherwise."""
-    settings = services().settings
-    return settings.env == "production" or settings.public_base_url.startswith("https://")
+    return cookies_secure(services().settings)
 
 
 def set_session_cookie(response: Response, value: str) -> None:

@@ -19,7 +19,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 log = logging.getLogger(__name__)
 
-# A person mistyping gets five tries per account; one address gets enough for an office.
+# Failed attempts only: five per account, thirty per address (enough for a shared office).
 PER_ACCOUNT = parse("5/15minutes")
 PER_ADDRESS = parse("30/15minutes")
 
@@ -63,7 +63,15 @@ class LoginLimiter:
         for item, *key in self._keys(email, address):
             self._run("hit", item, *key)
 
-    def succeeded(self, email: str, address: str) -> None:
-        """A right password clears the account's count (the address keeps its own)."""
+    def succeeded(self, email: str, _address: str) -> None:
+        """A right password clears the account's count; the address keeps its failures."""
         self._run("clear", PER_ACCOUNT, "login-account", email)
-        self._run("hit", PER_ADDRESS, "login-address", address)
+
+    def reset(self) -> None:
+        """Forget every count (tests; an operator unlocking everyone)."""
+        self.memory.storage.reset()
+        if self.shared is not None:
+            try:
+                self.shared.storage.reset()
+            except Exception as exc:  # Redis down: nothing shared to forget
+                log.warning("login limiter: could not reset Redis counts (%s)", exc)

@@ -10,7 +10,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
-from donations.admin.tokens import admin_required, authenticate, bearer_token
+from donations.admin import audit
+from donations.admin.auth import require_role
+from donations.admin.models import EDITOR, VIEWER
+from donations.admin.tokens import authenticate, bearer_token
 from donations.appeals.campaigns import (
     CampaignExists,
     CampaignNotFound,
@@ -182,7 +185,7 @@ def _stored(document: dict[str, Any], status: int = 200) -> Response:
 
 @admin.route("/campaigns")
 class Campaigns(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, CampaignList)
     @admin.doc(security=[{"bearerAuth": []}])
@@ -209,7 +212,7 @@ class Campaigns(MethodView):
 
 @admin.route("/campaigns/<campaign_id>")
 class CampaignResource(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, CampaignDocument)
     @admin.doc(security=[{"bearerAuth": []}])
@@ -262,7 +265,7 @@ class AppealSettingsSchema(Schema):
 
 @admin.route("/appeal-settings")
 class AppealSettings(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, AppealSettingsSchema)
     @admin.doc(security=[{"bearerAuth": []}])
@@ -279,10 +282,15 @@ class AppealSettings(MethodView):
         s = services()
         with s.db.transaction() as session:
             row = config_row(session)
+            before = AppealSettingsSchema().dump(row)
             for key, value in changes.items():
                 if key in ("blackout_sections", "blackout_tags"):
                     value = sorted({v.strip().lower() for v in value})
                 setattr(row, key, value)
+            after = AppealSettingsSchema().dump(row)
+            audit.record(
+                session, "settings.update", "appeal_settings", "1", before=before, after=after
+            )
             bump_version(session)
         s.appeals.invalidate()
         return row
