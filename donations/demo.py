@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,6 +37,9 @@ def seed_campaigns(database_url: str) -> list[str]:
     return [d["id"] for d in documents]
 
 
+DEMO_ADMIN = "demo@example.org"
+
+
 def run(*, port: int, stripe_port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     stripe_base = f"http://127.0.0.1:{stripe_port}"
@@ -61,12 +65,15 @@ def run(*, port: int, stripe_port: int) -> None:
     server = None
     try:
         emulator.register_webhook(f"{base}/webhooks/stripe", settings.stripe_webhook_secrets[0])
+        from donations.admin.auth import create_user
         from donations.admin.tokens import create_token
         from donations.db import Database
 
         database = Database(settings.database_url)
+        password = secrets.token_urlsafe(12)  # a fresh one each run, shown only here
         with database.transaction() as session:
-            token = create_token(session, "demo")
+            token = create_token(session, "demo", created_by="demo")
+            create_user(session, DEMO_ADMIN, password, "editor")
         database.dispose()
         server = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "donations.cli", "serve", "--port", str(port)], env=env
@@ -80,6 +87,7 @@ def run(*, port: int, stripe_port: int) -> None:
             f"  Demo article with appeals (epic, banner; the gate after 5 articles): "
             f"{base}/demo/article\n"
             f"  Contribute (card 4242 4242 4242 4242, any date, any CVC): {base}/contribute\n"
+            f"  Admin dashboard:    {base}/admin/  (sign in as {DEMO_ADMIN} / {password})\n"
             f"  API documentation:  {base}/docs\n"
             f"  Today's books:      curl -H 'Authorization: Bearer {token}' "
             f"{base}/api/v1/admin/reports/summary\n"
