@@ -270,6 +270,7 @@ class Daily(MethodView):
 
         Read from the journal as the summary is: `count` payments, `gross` charged,
         `net = gross − fees − refunds − disputes`, each amount on the day it happened.
+        `currency` defaults to usd; the top-level `currency` (added to API.md) echoes it.
         """
         start, end = resolve_range(args)
         with services().db.sessions() as session:
@@ -291,8 +292,9 @@ class Articles(MethodView):
         the contributions readers started from the article whose first payment fell in the
         range, in any currency; recurring renewals are not counted again. `gross` is what
         those first payments charged in `currency` (default usd; amounts in different
-        currencies are never added). `conversion_rate` = contributions ÷ impressions, null
-        without impressions. `limit`: 1–200, default 20.
+        currencies are never added; the `currency` parameter and the top-level `currency`
+        echoing it are additions to API.md). `conversion_rate` = contributions ÷
+        impressions, null without impressions. `limit`: 1–200, default 20.
         """
         start, end = resolve_range(args)
         with services().db.sessions() as session:
