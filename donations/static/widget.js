@@ -61,7 +61,7 @@
     queue.length = 0;
   };
   const track = (type, a, soon) => {
-    if (off()) return;
+    if (off() || a._pv) return;
     const { impression, campaign, variant, placement, article } = a;
     queue.push({ type, impression, campaign, variant, placement, article });
     if (soon) flush(); else if (!timer) timer = setTimeout(flush, 1000);
@@ -145,6 +145,11 @@ button{font:inherit;color:inherit;cursor:pointer}
       ctaEl.href = cta.href;
     }));
     ctaEl.addEventListener('click', () => track('click', a, true));
+    /* preview (admin editor): links inert; no state, events, focus trap or dismissal */
+    if (a._pv) {
+      root.querySelector('.w').addEventListener('click', (e) => e.preventDefault());
+      return true;
+    }
     const m = { el, a, undo: () => { root.innerHTML = ''; } };
     mounted.push(m);
     const x = root.querySelector('.x');
@@ -268,5 +273,7 @@ button{font:inherit;color:inherit;cursor:pointer}
     },
     optIn() { put(OPT, null); return (api_.ready = run()); },
     scan: () => run(),
+    /* render a given appeal object into el without fetching, counting or storing anything */
+    preview: (el, a) => render(el, Object.assign({ lang: 'en', article: 'preview' }, a, { _pv: 1 })),
   };
 })();
