@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from donations.admin import audit
-from donations.admin.models import EDITOR, ROLES, VIEWER, AdminToken
+from donations.admin.models import EDITOR, ROLES, AdminToken
 from donations.db import utcnow
 
 PREFIX = "dnt_"
@@ -120,10 +120,3 @@ def revoke_audited(session: Session, token_id: int) -> AdminToken | None:
         session, "token.revoke", "token", str(row.id), before=before, after=token_record(row)
     )
     return row
-
-
-def admin_required(view: F) -> F:
-    """Any admin (viewer) may read; writing needs an editor. See donations.admin.auth."""
-    from donations.admin.auth import require_role
-
-    return require_role(VIEWER, EDITOR)(view)

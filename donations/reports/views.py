@@ -10,7 +10,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from donations.admin.tokens import admin_required
+from donations.admin.auth import require_role
+from donations.admin.models import VIEWER
 from donations.checkout.models import STATUS_RANK
 from donations.ledger import journal
 from donations.reports import articles as articles_report
@@ -232,7 +233,7 @@ def resolve_range(args: dict[str, Any]) -> tuple[date, date]:
 
 @bp.route("/reports/summary")
 class Summary(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(RangeQuery, location="query")
     @bp.response(200, SummarySchema)
@@ -247,7 +248,7 @@ class Summary(MethodView):
 
 @bp.route("/ledger/trial-balance")
 class TrialBalance(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.response(200, TrialBalanceSchema)
     @bp.doc(security=[{"bearerAuth": []}])
@@ -260,7 +261,7 @@ class TrialBalance(MethodView):
 
 @bp.route("/reports/daily")
 class Daily(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(DailyQuery, location="query")
     @bp.response(200, DailySchema)
@@ -280,7 +281,7 @@ class Daily(MethodView):
 
 @bp.route("/reports/articles")
 class Articles(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(ArticlesQuery, location="query")
     @bp.response(200, ArticlesSchema)
@@ -326,7 +327,7 @@ variants or no impressions. The top-level `currency` echoes the parameter.
 
 @bp.route("/reports/experiments")
 class Experiments(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(ExperimentsQuery, location="query")
     @bp.response(200, ExperimentsSchema)
@@ -340,7 +341,7 @@ class Experiments(MethodView):
 
 @bp.route("/reports/recurring")
 class Recurring(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(RangeQuery, location="query")
     @bp.response(200, RecurringSchema)
@@ -369,7 +370,7 @@ def wants_csv(args: dict[str, Any]) -> bool:
 
 @bp.route("/contributions")
 class Contributions(MethodView):
-    decorators = [admin_required]
+    decorators = [require_role(VIEWER)]
 
     @bp.arguments(ContributionsQuery, location="query")
     @bp.response(200, ContributionsPageSchema)
