@@ -115,7 +115,7 @@ def _editor(doc: dict[str, Any], *, creating: bool, status: int = 200) -> Respon
         plain_major=plain_major,
         can_edit=principal is not None and principal.may(EDITOR),
     )
-    return Response(html, status=status)
+    return Response(html, status=status, mimetype="text/html")
 
 
 def _load(campaign_id: str) -> dict[str, Any]:
