@@ -674,8 +674,8 @@ def prepare(workdir: Path, rng: random.Random, n_queries: int) -> Fixture:
 
     say(f"creating the database and campaigns at {url}")
     migrate.upgrade(url)
-    from donations.appeals.documents import CampaignDocument
     from donations.appeals.campaigns import save_campaign
+    from donations.appeals.documents import CampaignDocument
 
     docs = campaign_documents(rng, datetime.now(UTC).replace(tzinfo=None))
     database = Database(url)

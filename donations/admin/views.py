@@ -97,6 +97,7 @@ def login() -> Any:
                         error=f"Too many attempts. Try again in about {minutes} minute(s).",
                     ),
                     status=429,
+                    mimetype="text/html",
                 )
                 response.headers["Retry-After"] = str(verdict.retry_after)
                 return response
@@ -117,6 +118,7 @@ def login() -> Any:
             "admin/login.html", csrf_token=token, next=next_url, error=error, email=email
         ),
         status=status,
+        mimetype="text/html",
     )
     if fresh:
         set_login_csrf_cookie(response, token)
@@ -149,10 +151,7 @@ def tokens_page() -> Any:
         new_token = {"name": row.name, "value": value}
     with services().db.sessions() as session:
         rows = token_store.list_tokens(session)
-    response = Response(
-        render_template("admin/tokens.html", tokens=rows, roles=ROLES, new_token=new_token)
-    )
-    return response
+    return render_template("admin/tokens.html", tokens=rows, roles=ROLES, new_token=new_token)
 
 
 @pages.post("/tokens/<int:token_id>/revoke", endpoint="revoke_token")

@@ -106,20 +106,7 @@ def page(browser: Any, server: SimpleNamespace) -> Iterator[Any]:
     context.close()
 
 
-def _login_page_as_html(route: Any) -> None:
-    """Workaround: donations/admin/views.py `login` builds a werkzeug Response without a
-    mimetype, so the sign-in page is sent as text/plain and Chromium shows its source.
-    Drop this once it says mimetype="text/html"."""
-    if route.request.method != "GET":
-        route.continue_()
-        return
-    response = route.fetch(max_redirects=0)
-    headers = {**response.headers, "content-type": "text/html; charset=utf-8"}
-    route.fulfill(response=response, headers=headers)
-
-
 def sign_in(page: Any, server: SimpleNamespace) -> None:
-    page.route("**/admin/login*", _login_page_as_html)
     page.goto(f"{server.url}/admin/login")
     page.get_by_label("Email").fill(EMAIL)
     page.get_by_label("Password").fill(PASSWORD)

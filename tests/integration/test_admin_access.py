@@ -34,6 +34,7 @@ def token_for(database, role: str) -> str:
 def login_form(http: requests.Session, base: str) -> str:
     page = http.get(f"{base}/admin/login", timeout=10)
     assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
     return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
 
 
@@ -374,6 +375,8 @@ def test_appeal_settings_changes_are_audited(api, database, editor):
     assert r.status_code == 200, r.text
     (entry,) = editor.get(f"{api.base}/api/v1/admin/audit").json()["entries"]
     assert entry["action"] == "settings.update"
-    assert entry["before"]["blackout_sections"] == [] and entry["before"]["gate_after_articles"] == 5
+    assert (
+        entry["before"]["blackout_sections"] == [] and entry["before"]["gate_after_articles"] == 5
+    )
     assert entry["after"]["blackout_sections"] == ["obituaries"]
     assert entry["after"]["gate_after_articles"] == 7

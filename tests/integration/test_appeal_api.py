@@ -198,8 +198,8 @@ def test_another_instance_notices_a_change_within_seconds(app, database, live_ca
     assert [c.id for c in other.current().campaigns] == ["year-end-2020"]
     with database.transaction() as s:
         row = s.get(Campaign, "year-end-2020")
-        from donations.appeals.documents import CampaignDocument
         from donations.appeals.campaigns import save_campaign
+        from donations.appeals.documents import CampaignDocument
 
         save_campaign(s, CampaignDocument().load({**row.document, "status": "paused"}))
     time.sleep(REFRESH_SECONDS + 0.1)
