@@ -342,6 +342,14 @@ def seed(url: str, n_contributions: int, n_events: int, today: date) -> None:
     for batch in event_rows(n_events, today):
         writer.write("event_counts", batch)
         progress.add(len(batch))
+    say("  rebuilding the report rollups (a bulk load bypasses the writers that keep them) …")
+    from donations.reports import rollups
+
+    database = Database(url)
+    with database.transaction() as session:
+        written = rollups.rebuild(session)
+    database.dispose()
+    say("  " + ", ".join(f"{table}: {rows:,} rows" for table, rows in written.items()))
     say("  analyzing …")
     writer.fix_sequences()
     if engine.dialect.name == "sqlite":
@@ -465,7 +473,10 @@ def main() -> None:
     table: dict[str, dict[str, tuple[float, float, int]]] = {}
     for name, url in targets:
         if args.reuse and already_seeded(url, args.contributions):
-            say(f"{name}: reusing the seeded database")
+            say(f"{name}: reusing the seeded database (migrating it to the latest schema)")
+            started = time.monotonic()
+            migrate.upgrade(url)
+            say(f"{name}: migrated in {time.monotonic() - started:.0f} s")
         else:
             if url.startswith("sqlite"):
                 Path(args.sqlite_path).unlink(missing_ok=True)

@@ -5,6 +5,13 @@ from donations.appeals.models import AppealConfig, Campaign, EventCount
 from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import Base
 from donations.ledger.models import JournalEntry, JournalLine
+from donations.reports.rollups import (
+    ArticlePaymentsDaily,
+    CampaignPaymentsDaily,
+    EventArticleDaily,
+    EventCampaignDaily,
+    LedgerDaily,
+)
 from donations.webhooks.models import StripeEvent
 
 __all__ = [
@@ -12,14 +19,19 @@ __all__ = [
     "AdminToken",
     "AdminUser",
     "AppealConfig",
+    "ArticlePaymentsDaily",
     "AuditEntry",
     "Base",
     "Campaign",
+    "CampaignPaymentsDaily",
     "Contribution",
     "Donor",
+    "EventArticleDaily",
+    "EventCampaignDaily",
     "EventCount",
     "JournalEntry",
     "JournalLine",
+    "LedgerDaily",
     "StripeEvent",
     "Subscription",
 ]

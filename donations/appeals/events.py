@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from donations.appeals.models import EventCount
 from donations.db import Database
+from donations.reports import rollups
 
 log = logging.getLogger(__name__)
 EVENT_TYPES = ("impression", "view", "click", "dismiss")
@@ -67,6 +68,7 @@ def upsert_counts(db: Database, counts: Iterable[tuple[Key, int]]) -> int:
             )
         )
         session.execute(stmt, rows)
+        rollups.add_events(session, rows)
     return sum(int(r["count"]) for r in rows)  # type: ignore[call-overload]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from donations.ledger.models import JournalEntry, JournalLine
 from donations.ledger.postings import Lines
+from donations.reports import rollups
 
 
 class UnbalancedEntry(ValueError):
@@ -61,6 +62,15 @@ def post(
     try:
         with session.begin_nested():
             session.add(entry)
+            session.flush()
+            rollups.add_entry(
+                session,
+                kind=kind,
+                currency=currency,
+                occurred_at=occurred_at,
+                lines=lines,
+                contribution_id=contribution_id,
+            )
     except IntegrityError:
         # Another transaction posted the same key first: the books already have it.
         # Only a duplicate key is benign here; anything else is a real error.
@@ -82,11 +92,13 @@ def account_total(
 
 
 def trial_balance(session: Session) -> tuple[list[dict[str, object]], bool]:
-    """Balance of every account per currency, and whether each currency sums to zero."""
+    """Balance of every account per currency, and whether each currency sums to zero
+    (from the daily rollup that journal.post keeps with every entry)."""
+    daily = rollups.LedgerDaily
     rows = session.execute(
-        select(JournalLine.account, JournalLine.currency, func.sum(JournalLine.amount))
-        .group_by(JournalLine.account, JournalLine.currency)
-        .order_by(JournalLine.currency, JournalLine.account)
+        select(daily.account, daily.currency, func.sum(daily.amount))
+        .group_by(daily.account, daily.currency)
+        .order_by(daily.currency, daily.account)
     ).all()
     per_currency: dict[str, int] = defaultdict(int)
     accounts = []

@@ -8,10 +8,8 @@ from typing import Any
 from sqlalchemy import BigInteger, case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from donations.appeals.models import EventCount
-from donations.checkout.models import Contribution
-from donations.reports.common import first_payments, ratio
-from donations.reports.summary import day_bounds
+from donations.reports.common import ratio
+from donations.reports.rollups import ArticlePaymentsDaily, EventArticleDaily
 
 
 def articles(
@@ -21,35 +19,31 @@ def articles(
     readers started from it whose first payment fell in those days (any currency); their
     gross in `currency`. Sorted by gross, then impressions, descending; the top `limit`.
     """
-    lo, hi = day_bounds(start, end)
     zero = literal(0, BigInteger)
+    ev = EventArticleDaily
     events = (
         select(
-            EventCount.article.label("article"),
-            func.sum(case((EventCount.type == "impression", EventCount.count), else_=0)).label(
-                "impressions"
-            ),
-            func.sum(case((EventCount.type == "click", EventCount.count), else_=0)).label("clicks"),
+            ev.article.label("article"),
+            func.sum(case((ev.type == "impression", ev.count), else_=0)).label("impressions"),
+            func.sum(case((ev.type == "click", ev.count), else_=0)).label("clicks"),
             zero.label("contributions"),
             zero.label("gross"),
         )
-        .where(
-            EventCount.day >= start,
-            EventCount.day <= end,
-            EventCount.type.in_(("impression", "click")),
-        )
-        .group_by(EventCount.article)
+        .where(ev.day >= start, ev.day <= end)
+        .group_by(ev.article)
     )
-    payments = first_payments(lo, hi).where(Contribution.article.isnot(None)).subquery()
-    gifts = select(
-        payments.c.article,
-        zero.label("impressions"),
-        zero.label("clicks"),
-        func.count().label("contributions"),
-        func.sum(case((payments.c.currency == currency, payments.c.amount), else_=0)).label(
-            "gross"
-        ),
-    ).group_by(payments.c.article)
+    paid = ArticlePaymentsDaily
+    gifts = (
+        select(
+            paid.article.label("article"),
+            zero.label("impressions"),
+            zero.label("clicks"),
+            func.sum(paid.payments).label("contributions"),
+            func.sum(case((paid.currency == currency, paid.gross), else_=0)).label("gross"),
+        )
+        .where(paid.day >= start, paid.day <= end)
+        .group_by(paid.article)
+    )
     both = union_all(events, gifts).subquery()
     impressions = func.sum(both.c.impressions).label("impressions")
     gross = func.sum(both.c.gross).label("gross")

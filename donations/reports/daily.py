@@ -9,9 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from donations.ledger import accounts as a
-from donations.ledger.models import JournalEntry, JournalLine
-from donations.reports.common import utc_day
-from donations.reports.summary import accumulate, day_bounds, empty_totals, net
+from donations.reports.rollups import LedgerDaily
+from donations.reports.summary import accumulate, empty_totals, net
 
 # The entry kinds and accounts that move gross, fees, refunds or disputes (payouts don't).
 KINDS = (
@@ -28,25 +27,17 @@ ACCOUNTS = (a.STRIPE_BALANCE, a.STRIPE_FEES, a.REFUNDS, a.DISPUTES)
 def daily(session: Session, start: date, end: date, currency: str) -> list[dict[str, Any]]:
     """One point per UTC day in [start, end], zero days included: payments, gross and net,
     each amount on the day it happened (net = gross − fees − refunds − disputes)."""
-    lo, hi = day_bounds(start, end)
-    day = utc_day(JournalEntry.occurred_at)
+    d = LedgerDaily
     rows = session.execute(
-        select(
-            day,
-            JournalEntry.kind,
-            JournalLine.account,
-            func.sum(JournalLine.amount),
-            func.count(JournalLine.id),
-        )
-        .join(JournalEntry, JournalLine.entry_id == JournalEntry.id)
+        select(d.day, d.kind, d.account, func.sum(d.amount), func.sum(d.lines))
         .where(
-            JournalEntry.kind.in_(KINDS),
-            JournalEntry.occurred_at >= lo,
-            JournalEntry.occurred_at < hi,
-            JournalEntry.currency == currency,
-            JournalLine.account.in_(ACCOUNTS),
+            d.day >= start,
+            d.day <= end,
+            d.currency == currency,
+            d.kind.in_(KINDS),
+            d.account.in_(ACCOUNTS),
         )
-        .group_by(day, JournalEntry.kind, JournalLine.account)
+        .group_by(d.day, d.kind, d.account)
     ).all()
     totals: dict[date, dict[str, Any]] = {}
     for when, kind, account, total, lines in rows:

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from donations.appeals.models import Campaign, EventCount
-from donations.checkout.models import Contribution
+from donations.appeals.models import Campaign
 from donations.reports import stats
-from donations.reports.common import first_payments, ratio
+from donations.reports.common import ratio
+from donations.reports.rollups import CampaignPaymentsDaily, EventCampaignDaily
 
 CONTROL = "control"
 # Below these counts a variant has "not enough data yet": the normal approximations behind the
@@ -45,27 +45,30 @@ def experiments(session: Session, campaign: str | None, currency: str) -> list[d
     if not ids:
         return []
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(_zero)
+    ev = EventCampaignDaily
     events = session.execute(
         select(
-            EventCount.campaign,
-            EventCount.variant,
-            func.sum(case((EventCount.type == "impression", EventCount.count), else_=0)),
-            func.sum(case((EventCount.type == "click", EventCount.count), else_=0)),
+            ev.campaign,
+            ev.variant,
+            func.sum(case((ev.type == "impression", ev.count), else_=0)),
+            func.sum(case((ev.type == "click", ev.count), else_=0)),
         )
-        .where(EventCount.campaign.in_(ids), EventCount.type.in_(("impression", "click")))
-        .group_by(EventCount.campaign, EventCount.variant)
+        .where(ev.campaign.in_(ids))
+        .group_by(ev.campaign, ev.variant)
     ).all()
     for name, variant, shown, clicked in events:
         counts[(name, variant)]["impressions"] += int(shown)
         counts[(name, variant)]["clicks"] += int(clicked)
-    payments = first_payments().where(Contribution.campaign.in_(ids)).subquery()
+    paid = CampaignPaymentsDaily
     gifts = session.execute(
         select(
-            payments.c.campaign,
-            payments.c.variant,
-            func.count(),
-            func.sum(case((payments.c.currency == currency, payments.c.amount), else_=0)),
-        ).group_by(payments.c.campaign, payments.c.variant)
+            paid.campaign,
+            paid.variant,
+            func.sum(paid.payments),
+            func.sum(case((paid.currency == currency, paid.gross), else_=0)),
+        )
+        .where(paid.campaign.in_(ids))
+        .group_by(paid.campaign, paid.variant)
     ).all()
     for name, variant, gave, raised in gifts:
         counts[(name, variant or "")]["contributions"] += int(gave)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from donations.ledger import accounts as a
-from donations.ledger.models import JournalEntry, JournalLine
+from donations.reports.rollups import LedgerDaily
 
 
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -38,18 +38,11 @@ def summary(session: Session, start: date, end: date) -> dict[str, dict[str, Any
     Each amount falls on the UTC day it happened (a refund on the refund's day).
     net = gross − fees − refunds − disputes.
     """
-    lo, hi = day_bounds(start, end)
+    d = LedgerDaily
     rows = session.execute(
-        select(
-            JournalEntry.kind,
-            JournalLine.account,
-            JournalLine.currency,
-            func.sum(JournalLine.amount),
-            func.count(JournalLine.id),
-        )
-        .join(JournalEntry, JournalLine.entry_id == JournalEntry.id)
-        .where(JournalEntry.occurred_at >= lo, JournalEntry.occurred_at < hi)
-        .group_by(JournalEntry.kind, JournalLine.account, JournalLine.currency)
+        select(d.kind, d.account, d.currency, func.sum(d.amount), func.sum(d.lines))
+        .where(d.day >= start, d.day <= end)
+        .group_by(d.kind, d.account, d.currency)
     ).all()
     out: dict[str, dict[str, Any]] = defaultdict(empty_totals)
     for kind, account, currency, total, lines in rows:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
 from donations.ledger.models import JournalEntry, JournalLine
+from donations.reports import rollups
 from donations.webhooks.models import StripeEvent
 from tests.conftest import OLD_WEBHOOK_SECRET, make_event, post_event, sign, wait_for
 
@@ -348,3 +349,15 @@ def test_every_journal_entry_balances_per_currency(api, database, stripe_client)
             ).group_by(JournalLine.entry_id, JournalLine.currency)
         ).all()
     assert sums and all(total == 0 for _, _, total in sums)
+
+
+def test_the_report_rollups_follow_the_books_through_webhooks(api, database, stripe_client):
+    c = paid_one_off(api, database, amount=3000, cover_fees=True)
+    stripe_client.v1.refunds.create(
+        params={"payment_intent": c.stripe_payment_intent_id, "amount": 700}
+    )
+    assert post_event(api, refund_event(stripe_client, c.stripe_charge_id)).status_code == 200
+    with database.sessions() as s:
+        report = rollups.check(s)
+    assert report["ledger_daily"][0] > 0, report
+    assert all(differ == 0 for _, differ in report.values()), report
