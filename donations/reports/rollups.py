@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, String, delete, func, insert, select
+from sqlalchemy import BigInteger, Date, String, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -77,9 +77,45 @@ class EventArticleDaily(Base):
     __tablename__ = "event_article_daily"
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    type: Mapped[str] = mapped_column(String(16), primary_key=True)
     article: Mapped[str] = mapped_column(String(200), primary_key=True)
-    count: Mapped[int] = mapped_column(BigInteger)
+    impressions: Mapped[int] = mapped_column(BigInteger)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+
+
+# The article funnel over long ranges reads whole months from these (first day of the month)
+# and only the partial months at the ends from the daily tables.
+class EventArticleMonthly(Base):
+    __tablename__ = "event_article_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    article: Mapped[str] = mapped_column(String(200), primary_key=True)
+    impressions: Mapped[int] = mapped_column(BigInteger)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+
+
+class ArticlePaymentsMonthly(Base):
+    __tablename__ = "article_payments_monthly"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    article: Mapped[str] = mapped_column(String(200), primary_key=True)
+    payments: Mapped[int] = mapped_column(BigInteger)
+    gross: Mapped[int] = mapped_column(BigInteger)
+
+
+ROLLUPS: tuple[type[Base], ...] = (
+    LedgerDaily,
+    CampaignPaymentsDaily,
+    ArticlePaymentsDaily,
+    ArticlePaymentsMonthly,
+    EventCampaignDaily,
+    EventArticleDaily,
+    EventArticleMonthly,
+)
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
 
 
 def _add(
@@ -161,31 +197,33 @@ def _add_first_payment(
             ["day", "currency", "campaign", "variant"],
         )
     if contribution.article:
+        row = {
+            "currency": currency,
+            "article": contribution.article,
+            "payments": 1,
+            "gross": charged,
+        }
+        _add(session, ArticlePaymentsDaily, [{"day": day, **row}], ["day", "currency", "article"])
         _add(
             session,
-            ArticlePaymentsDaily,
-            [
-                {
-                    "day": day,
-                    "currency": currency,
-                    "article": contribution.article,
-                    "payments": 1,
-                    "gross": charged,
-                }
-            ],
-            ["day", "currency", "article"],
+            ArticlePaymentsMonthly,
+            [{"month": month_of(day), **row}],
+            ["month", "currency", "article"],
         )
 
 
 def add_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Roll up event counts just added (called by upsert_counts, same transaction)."""
     by_campaign: dict[tuple[date, str, str, str], int] = defaultdict(int)
-    by_article: dict[tuple[date, str, str], int] = defaultdict(int)
+    by_article: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+    by_month: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
         if r["type"] not in FUNNEL_EVENTS:
             continue
         by_campaign[(r["day"], r["campaign"], r["variant"], r["type"])] += r["count"]
-        by_article[(r["day"], r["type"], r["article"])] += r["count"]
+        slot = 0 if r["type"] == "impression" else 1
+        by_article[(r["day"], r["article"])][slot] += r["count"]
+        by_month[(month_of(r["day"]), r["article"])][slot] += r["count"]
     _add(
         session,
         EventCampaignDaily,
@@ -199,10 +237,19 @@ def add_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         session,
         EventArticleDaily,
         [
-            {"day": d, "type": t, "article": art, "count": n}
-            for (d, t, art), n in by_article.items()
+            {"day": d, "article": art, "impressions": shown, "clicks": clicked}
+            for (d, art), (shown, clicked) in by_article.items()
         ],
-        ["day", "type", "article"],
+        ["day", "article"],
+    )
+    _add(
+        session,
+        EventArticleMonthly,
+        [
+            {"month": m, "article": art, "impressions": shown, "clicks": clicked}
+            for (m, art), (shown, clicked) in by_month.items()
+        ],
+        ["month", "article"],
     )
 
 
@@ -211,15 +258,9 @@ def rebuild(session: Session) -> dict[str, int]:
     from donations.appeals.models import EventCount
     from donations.checkout.models import Contribution
     from donations.ledger.models import JournalEntry, JournalLine
-    from donations.reports.common import utc_day
+    from donations.reports.common import month_start, utc_day
 
-    for model in (
-        LedgerDaily,
-        CampaignPaymentsDaily,
-        ArticlePaymentsDaily,
-        EventCampaignDaily,
-        EventArticleDaily,
-    ):
+    for model in ROLLUPS:
         session.execute(delete(model))
     entry_day = utc_day(JournalEntry.occurred_at)
     written: dict[str, int] = {}
@@ -302,12 +343,34 @@ def rebuild(session: Session) -> dict[str, int]:
         EventArticleDaily,
         select(
             EventCount.day,
-            EventCount.type,
             EventCount.article,
-            func.sum(EventCount.count).label("count"),
+            func.sum(case((EventCount.type == "impression", EventCount.count), else_=0)).label(
+                "impressions"
+            ),
+            func.sum(case((EventCount.type == "click", EventCount.count), else_=0)).label("clicks"),
         )
         .where(funnel)
-        .group_by(EventCount.day, EventCount.type, EventCount.article),
+        .group_by(EventCount.day, EventCount.article),
+    )
+    ev, paid = EventArticleDaily, ArticlePaymentsDaily
+    fill(
+        EventArticleMonthly,
+        select(
+            month_start(ev.day).label("month"),
+            ev.article,
+            func.sum(ev.impressions).label("impressions"),
+            func.sum(ev.clicks).label("clicks"),
+        ).group_by(month_start(ev.day), ev.article),
+    )
+    fill(
+        ArticlePaymentsMonthly,
+        select(
+            month_start(paid.day).label("month"),
+            paid.currency,
+            paid.article,
+            func.sum(paid.payments).label("payments"),
+            func.sum(paid.gross).label("gross"),
+        ).group_by(month_start(paid.day), paid.currency, paid.article),
     )
     return written
 
@@ -315,13 +378,7 @@ def rebuild(session: Session) -> dict[str, int]:
 def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     """Every rollup's rows, sorted (to compare what the writers kept with a rebuild)."""
     out = {}
-    for model in (
-        LedgerDaily,
-        CampaignPaymentsDaily,
-        ArticlePaymentsDaily,
-        EventCampaignDaily,
-        EventArticleDaily,
-    ):
+    for model in ROLLUPS:
         columns = [c for c in model.__table__.columns]
         rows = session.execute(select(*columns)).all()
         out[model.__tablename__] = sorted(

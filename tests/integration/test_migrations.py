@@ -167,6 +167,9 @@ def test_the_rollups_migration_fills_them_from_the_books_already_kept(fresh_url)
             )
             shown = s.get(rollups.EventCampaignDaily, ("spring", "b", "impression", when.date()))
             assert shown.count == 200
-            assert s.scalars(sa.select(rollups.EventArticleDaily.type)).all() != ["view"]
+            (story,) = s.scalars(sa.select(rollups.EventArticleDaily)).all()
+            assert (story.article, story.impressions, story.clicks) == ("story-1", 200, 14)
+            (month,) = s.scalars(sa.select(rollups.EventArticleMonthly)).all()
+            assert (month.month, month.impressions) == (when.date().replace(day=1), 200)
     finally:
         database.dispose()

@@ -773,3 +773,26 @@ def test_the_rollups_the_writers_keep_equal_a_rebuild_from_the_books(seeded, dat
         report = rollups.check(s)
     assert all(kept for kept, _ in report.values()), report
     assert all(differ == 0 for _, differ in report.values()), report
+
+
+def test_articles_over_months_add_whole_months_and_partial_ends_exactly(admin, database):
+    """Long ranges read monthly rollups for whole months and daily ones at the ends."""
+    days = [date(2026, 1, 15) + timedelta(days=n) for n in range(0, 80, 3)]  # Jan 15 → Apr 3
+    start, end = date(2026, 1, 20), date(2026, 3, 25)  # Jan partial, all of Feb, Mar partial
+    expected = {"impressions": 0, "clicks": 0, "contributions": 0, "gross": 0}
+    with database.transaction() as s:
+        for i, day in enumerate(days):
+            count(s, day, "spring", "control", "long-read", "impression", 100 + i)
+            count(s, day, "spring", "control", "long-read", "click", 1 + i % 4)
+            count(s, day, "spring", "control", "long-read", "view", 50)  # not in the funnel
+            give(
+                s, f"ctb_long_{i}", day=day, total=1000 + i, article="long-read", campaign="spring"
+            )
+            if start <= day <= end:
+                expected["impressions"] += 100 + i
+                expected["clicks"] += 1 + i % 4
+                expected["contributions"] += 1
+                expected["gross"] += 1000 + i
+    (row,) = admin.get(f"/api/v1/admin/reports/articles?from={start}&to={end}").json()["articles"]
+    assert {k: row[k] for k in expected} == expected
+    assert 0 < expected["contributions"] < len(days)  # the ends really cut some days off

@@ -133,3 +133,43 @@ def test_sample_ratio_mismatch_needs_two_arms_and_some_impressions():
 def test_impressions_of_a_variant_weighted_zero_are_a_certain_mismatch():
     assert stats.sample_ratio_mismatch([100, 3], [1, 0]) == (0.0, True)
     assert stats.sample_ratio_mismatch([100, 0], [1, 0]) == (1.0, False)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "spans", "months"),
+    [
+        # within one month: days only
+        ("2026-03-05", "2026-03-20", [("2026-03-05", "2026-03-20")], None),
+        # exactly one whole month
+        ("2026-02-01", "2026-02-28", [], ("2026-02-01", "2026-02-01")),
+        # partial ends around whole months
+        (
+            "2025-11-29",
+            "2026-11-28",
+            [("2025-11-29", "2025-11-30"), ("2026-11-01", "2026-11-28")],
+            ("2025-12-01", "2026-10-01"),
+        ),
+        # across a month boundary without a whole month
+        ("2026-01-20", "2026-02-10", [("2026-01-20", "2026-02-10")], None),
+        # starts on the first, ends mid-month
+        ("2026-01-01", "2026-03-15", [("2026-03-01", "2026-03-15")], ("2026-01-01", "2026-02-01")),
+    ],
+)
+def test_long_ranges_split_into_whole_months_and_partial_ends(start, end, spans, months):
+    from datetime import date, timedelta
+
+    from donations.reports.articles import split_by_month
+
+    d = date.fromisoformat
+    got_spans, got_months = split_by_month(d(start), d(end))
+    assert got_spans == [(d(a), d(b)) for a, b in spans]
+    assert got_months == (tuple(map(d, months)) if months else None)
+    # every day of the range is covered exactly once
+    covered = sum((b - a).days + 1 for a, b in got_spans)
+    if got_months:
+        m = got_months[0]
+        while m <= got_months[1]:
+            nxt = (m.replace(day=28) + timedelta(days=4)).replace(day=1)
+            covered += (nxt - m).days
+            m = nxt
+    assert covered == (d(end) - d(start)).days + 1
