@@ -55,7 +55,24 @@ def create_app(
                 "checkout, a double-entry ledger and reports. Errors are "
                 "application/problem+json (RFC 9457)."
             },
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An admin API token (`donations create-admin-token`, "
+                        "or /admin/tokens); its role decides what it may do.",
+                    },
+                    "adminSession": {
+                        "type": "apiKey",
+                        "in": "cookie",
+                        "name": "donations_admin",
+                        "description": "A staff session from /admin/login. Every "
+                        "state-changing request must also send the session's CSRF token in "
+                        "the X-CSRF-Token header (GET /api/v1/admin/me returns it).",
+                    },
+                }
+            },
         },
     )
     db = database or Database(settings.database_url)

@@ -120,7 +120,7 @@ class CampaignPreview(MethodView):
 
     @api.arguments(PreviewRequest)
     @api.response(200, PreviewResponse)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def post(self, body: dict[str, Any]) -> Response:
         """Preview a variant of a campaign document (saved or not) as the widget would get it;
         422 names each invalid field of the document, under `document`. Nothing is stored or

@@ -236,7 +236,7 @@ class Me(MethodView):
     decorators = [require_role(VIEWER)]
 
     @api.response(200, WhoAmI)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self) -> Any:
         """Who is calling, with which role (and, for a browser session, its CSRF token)."""
         return current_principal()
@@ -247,7 +247,7 @@ class Tokens(MethodView):
     decorators = [require_role(EDITOR)]
 
     @api.response(200, TokenList)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self) -> Any:
         """Every API token with its role and last use (never the token itself)."""
         with services().db.sessions() as session:
@@ -257,7 +257,7 @@ class Tokens(MethodView):
 
     @api.arguments(NewTokenSchema)
     @api.response(201, CreatedTokenSchema)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def post(self, body: dict[str, Any]) -> Any:
         """Create a token; its secret is in this response only."""
         with services().db.transaction() as session:
@@ -270,7 +270,7 @@ class TokenResource(MethodView):
     decorators = [require_role(EDITOR)]
 
     @api.response(204)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def delete(self, token_id: int) -> Any:
         """Revoke a token (it stays listed, revoked)."""
         with services().db.transaction() as session:
@@ -285,7 +285,7 @@ class Audit(MethodView):
 
     @api.arguments(AuditQuery, location="query")
     @api.response(200, AuditPage)
-    @api.doc(security=[{"bearerAuth": []}])
+    @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> Any:
         """The audit log, newest first; page with `before` = the last entry's id."""
         with services().db.sessions() as session:

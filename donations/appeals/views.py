@@ -188,7 +188,7 @@ class Campaigns(MethodView):
     decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, CampaignList)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self) -> Response:
         """Every campaign document."""
         with services().db.sessions() as session:
@@ -197,7 +197,7 @@ class Campaigns(MethodView):
     @admin.arguments(CampaignDocument)
     @admin.response(201, CampaignDocument)
     @admin.alt_response(409, description="A campaign with this id exists")
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def post(self, doc: dict[str, Any]) -> Any:
         """Create a campaign."""
         s = services()
@@ -215,7 +215,7 @@ class CampaignResource(MethodView):
     decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, CampaignDocument)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, campaign_id: str) -> Any:
         """One campaign document."""
         with services().db.sessions() as session:
@@ -226,7 +226,7 @@ class CampaignResource(MethodView):
 
     @admin.arguments(CampaignPatch(partial=True))
     @admin.response(200, CampaignDocument)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def patch(self, _partial: dict[str, Any], campaign_id: str) -> Any:
         """Change some fields; the whole result is validated again."""
         s = services()
@@ -242,7 +242,7 @@ class CampaignResource(MethodView):
         return _stored(row.document)
 
     @admin.response(204)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def delete(self, campaign_id: str) -> Any:
         """Delete a campaign (its counts and contributions keep their attribution)."""
         s = services()
@@ -268,7 +268,7 @@ class AppealSettings(MethodView):
     decorators = [require_role(VIEWER, EDITOR)]
 
     @admin.response(200, AppealSettingsSchema)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self) -> Any:
         """Newsroom-wide rules: editorial blackout, kill switches, gate threshold."""
         with services().db.transaction() as session:
@@ -276,7 +276,7 @@ class AppealSettings(MethodView):
 
     @admin.arguments(AppealSettingsSchema)
     @admin.response(200, AppealSettingsSchema)
-    @admin.doc(security=[{"bearerAuth": []}])
+    @admin.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def patch(self, changes: dict[str, Any]) -> Any:
         """Change some of the rules (additive to API.md)."""
         s = services()

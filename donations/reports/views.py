@@ -237,7 +237,7 @@ class Summary(MethodView):
 
     @bp.arguments(RangeQuery, location="query")
     @bp.response(200, SummarySchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Totals per currency; net = gross − fees − refunds − disputes."""
         start, end = resolve_range(args)
@@ -251,7 +251,7 @@ class TrialBalance(MethodView):
     decorators = [require_role(VIEWER)]
 
     @bp.response(200, TrialBalanceSchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self) -> dict[str, Any]:
         """Every account's balance per currency; `balanced` when each currency sums to zero."""
         with services().db.sessions() as session:
@@ -265,7 +265,7 @@ class Daily(MethodView):
 
     @bp.arguments(DailyQuery, location="query")
     @bp.response(200, DailySchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """One point per UTC day of the range (zero days included) in one currency.
 
@@ -285,7 +285,7 @@ class Articles(MethodView):
 
     @bp.arguments(ArticlesQuery, location="query")
     @bp.response(200, ArticlesSchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The articles that bring readers to give, by gross then impressions.
 
@@ -331,7 +331,9 @@ class Experiments(MethodView):
 
     @bp.arguments(ExperimentsQuery, location="query")
     @bp.response(200, ExperimentsSchema)
-    @bp.doc(security=[{"bearerAuth": []}], description=EXPERIMENTS_DESCRIPTION)
+    @bp.doc(
+        security=[{"bearerAuth": []}, {"adminSession": []}], description=EXPERIMENTS_DESCRIPTION
+    )
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """A/B results per campaign and variant, over the campaign's whole life."""
         with services().db.sessions() as session:
@@ -345,7 +347,7 @@ class Recurring(MethodView):
 
     @bp.arguments(RangeQuery, location="query")
     @bp.response(200, RecurringSchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Recurring revenue per currency.
 
@@ -375,7 +377,7 @@ class Contributions(MethodView):
     @bp.arguments(ContributionsQuery, location="query")
     @bp.response(200, ContributionsPageSchema)
     @bp.doc(
-        security=[{"bearerAuth": []}],
+        security=[{"bearerAuth": []}, {"adminSession": []}],
         responses={
             "200": {
                 "content": {
