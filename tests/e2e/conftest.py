@@ -1,12 +1,17 @@
+import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
+from donations.app import create_app
 from donations.db import Database
-from tests.conftest import empty_redis, empty_tables
+from tests.conftest import empty_redis, empty_tables, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +51,16 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(settings: Any, database: Database) -> Iterator[SimpleNamespace]:
+    """The app on a real port of its own, with its public base URL set to that port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(dataclasses.replace(settings, public_base_url=url), database=database)
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield SimpleNamespace(url=url, app=app, services=app.extensions["donations"])
+    httpd.shutdown()

@@ -7,9 +7,7 @@ Like the widget tests, this module runs its own server whose PUBLIC_BASE_URL is 
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,15 +15,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from donations.admin.auth import create_user
-from donations.admin.campaign_api import api as campaign_admin_api
-from donations.app import create_app
 from donations.appeals.snapshot import config_row
 from donations.ledger import accounts as a
 from donations.ledger import journal, postings
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -35,22 +29,6 @@ HEADING = "Local news needs local readers"
 EPIC_PREVIEW = "[data-preview=epic]"
 # Set to a folder (e.g. /tmp) to keep screenshots: admin-editor.png and admin-dashboard.png.
 SCREENSHOTS = os.environ.get("ADMIN_SCREENSHOTS", "")
-
-
-@pytest.fixture(scope="module")
-def server(settings: Any, database: Any) -> Iterator[SimpleNamespace]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(dataclasses.replace(settings, public_base_url=url), database=database)
-    if "campaign_admin" not in app.blueprints:  # until app.py registers it
-        app.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(
-            campaign_admin_api
-        )
-    httpd = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield SimpleNamespace(url=url, app=app, services=app.extensions["donations"])
-    httpd.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,14 +26,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from donations import supporters
 from donations.admin.tokens import create_token
-from donations.app import create_app
 from donations.appeals.models import EventCount
 from donations.appeals.snapshot import config_row
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -49,18 +45,6 @@ BANNER = "[data-donations-appeal][data-placement=banner]"
 GATE = "[data-donations-appeal][data-placement=gate]"
 # Set to a folder (e.g. /tmp) to keep screenshots: demo-epic.png and demo-gate.png.
 SCREENSHOTS = os.environ.get("WIDGET_SCREENSHOTS", "")
-
-
-@pytest.fixture(scope="module")
-def server(settings: Any, database: Any) -> Iterator[SimpleNamespace]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    app = create_app(dataclasses.replace(settings, public_base_url=url), database=database)
-    httpd = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield SimpleNamespace(url=url, app=app, services=app.extensions["donations"])
-    httpd.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from donations.admin.auth import create_user
-from donations.admin.campaign_api import api as campaign_admin_api
 from donations.admin.formatting import money
-from donations.app import create_app
 from donations.appeals.models import Campaign, EventCount
 from tests.conftest import wait_for
 
@@ -48,16 +46,6 @@ CAMPAIGN: dict[str, Any] = {
     ],
 }
 APPEAL = "/api/v1/appeal?article=a1&section=news&placement=epic&rid=reader1"
-
-
-@pytest.fixture(scope="module")
-def app(settings: Any, database: Any) -> Flask:
-    """The service as app.py builds it, with the preview API registered as it will be there."""
-    app = create_app(settings, database=database)
-    if "campaign_admin" not in app.blueprints:
-        smorest = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
-        smorest.register_blueprint(campaign_admin_api)
-    return app
 
 
 class Browser:
