@@ -4,7 +4,9 @@ from donations.admin.models import AdminSession, AdminToken, AdminUser, AuditEnt
 from donations.appeals.models import AppealConfig, Campaign, EventCount
 from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import Base
+from donations.donors.models import DonorLink, DonorSession
 from donations.ledger.models import JournalEntry, JournalLine
+from donations.mail.models import OutboxEmail
 from donations.reports.rollups import (
     ArticlePaymentsDaily,
     CampaignPaymentsDaily,
@@ -26,12 +28,15 @@ __all__ = [
     "CampaignPaymentsDaily",
     "Contribution",
     "Donor",
+    "DonorLink",
+    "DonorSession",
     "EventArticleDaily",
     "EventCampaignDaily",
     "EventCount",
     "JournalEntry",
     "JournalLine",
     "LedgerDaily",
+    "OutboxEmail",
     "StripeEvent",
     "Subscription",
 ]

@@ -59,6 +59,22 @@ class Settings:
     webhook_tolerance: int = 300
     max_content_length: int = 64 * 1024
     instance_path: Path = field(default_factory=default_instance_path)
+    # Email (receipts, sign-in links). No SMTP_HOST: messages are written to `outbox_path`
+    # (default: the instance folder's outbox/) and the log says where; production needs SMTP.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Reader revenue <donations@localhost>"
+    outbox_path: Path | None = None
+    # Who the receipts are from (their name and postal address, as tax receipts need).
+    newsroom_name: str = "Independent Newsroom"
+    newsroom_address: str = ""
+
+    @property
+    def mail_folder(self) -> Path:
+        return self.outbox_path or self.instance_path / "outbox"
 
     @property
     def uses_stripe_emulator(self) -> bool:
@@ -119,6 +135,15 @@ class Settings:
             country_header=get("DONATIONS_COUNTRY_HEADER", None),
             country_currencies=_country_map_from_env(get("DONATIONS_COUNTRY_CURRENCIES", None)),
             instance_path=instance,
+            smtp_host=get("SMTP_HOST", None),
+            smtp_port=_int_from_env("SMTP_PORT", get("SMTP_PORT", None), 25),
+            smtp_username=get("SMTP_USERNAME", None),
+            smtp_password=get("SMTP_PASSWORD", None),
+            smtp_starttls=(get("SMTP_STARTTLS", "") or "").lower() in ("1", "true", "yes"),
+            mail_from=get("MAIL_FROM", None) or "Reader revenue <donations@localhost>",
+            outbox_path=Path(p) if (p := get("DONATIONS_OUTBOX_PATH", None)) else None,
+            newsroom_name=get("NEWSROOM_NAME", None) or "Independent Newsroom",
+            newsroom_address=get("NEWSROOM_ADDRESS", None) or "",
         )
         settings.validate()
         return settings
@@ -148,8 +173,19 @@ class Settings:
             problems.append("STRIPE_SECRET_KEY must be set")
         if not self.stripe_publishable_key.startswith("pk_test_"):
             problems.append("STRIPE_PUBLISHABLE_KEY must be a test-mode key (pk_test_…)")
+        if not self.smtp_host:
+            problems.append("SMTP_HOST must be set (receipts and sign-in links are emailed)")
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+def _int_from_env(name: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a whole number") from exc
 
 
 def _country_map_from_env(raw: str | None) -> dict[str, str]:

@@ -54,6 +54,8 @@ class Contribution(Base):
     variant: Mapped[str | None] = mapped_column(String(100))
     placement: Mapped[str | None] = mapped_column(String(16))
     impression: Mapped[str | None] = mapped_column(String(64))
+    # The reader's language (from the appeal), for receipts and pages; None = the default.
+    lang: Mapped[str | None] = mapped_column(String(8))
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     stripe_setup_intent_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(64), index=True)

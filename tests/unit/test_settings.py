@@ -9,6 +9,7 @@ PRODUCTION = {
     "STRIPE_PUBLISHABLE_KEY": "pk_test_real_account",
     "STRIPE_WEBHOOK_SECRET": "whsec_a,whsec_b",
     "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test",
+    "SMTP_HOST": "smtp.newsroom.example",
 }
 
 
@@ -37,6 +38,8 @@ def test_production_reads_every_contract_variable():
         ({"STRIPE_SECRET_KEY": ""}, "STRIPE_SECRET_KEY"),
         ({"STRIPE_SECRET_KEY": "sk_live_123"}, "live"),
         ({"STRIPE_PUBLISHABLE_KEY": "pk_live_123"}, "live"),
+        ({"SMTP_HOST": ""}, "SMTP_HOST"),
+        ({"SMTP_PORT": "twenty-five"}, "SMTP_PORT"),
     ],
 )
 def test_production_refuses_unsafe_settings(change, complaint):
@@ -62,3 +65,12 @@ def test_currency_rules_can_be_configured_per_currency():
 def test_an_unknown_environment_name_is_refused():
     with pytest.raises(ConfigurationError):
         Settings.from_env({"DONATIONS_ENV": "staging"})
+
+
+def test_mail_goes_to_a_local_outbox_folder_unless_smtp_is_configured(tmp_path):
+    local = Settings.from_env({"DONATIONS_INSTANCE_PATH": str(tmp_path)})
+    assert local.smtp_host is None and local.mail_folder == tmp_path / "outbox"
+    smtp = Settings.from_env(
+        {"SMTP_HOST": "mail.example", "SMTP_PORT": "587", "SMTP_STARTTLS": "true"}
+    )
+    assert (smtp.smtp_host, smtp.smtp_port, smtp.smtp_starttls) == ("mail.example", 587, True)
