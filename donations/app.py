@@ -88,6 +88,7 @@ def create_app(
     api = Api(app)
     from donations.admin import dashboard  # noqa: F401  (adds its pages to admin.pages)
     from donations.admin.campaign_api import api as campaign_admin_api
+    from donations.admin.donors import api as donors_admin_api
     from donations.admin.views import api as admin_api
     from donations.admin.views import pages as admin_pages
     from donations.appeals.pages import bp as appeal_pages
@@ -104,6 +105,7 @@ def create_app(
     api.register_blueprint(campaigns_api)
     api.register_blueprint(admin_api)
     api.register_blueprint(campaign_admin_api)
+    api.register_blueprint(donors_admin_api)
     CORS(
         app,
         resources={

@@ -292,6 +292,73 @@ def demo(port: int, stripe_port: int) -> None:
     demo_mod.run(port=port, stripe_port=stripe_port)
 
 
+@cli.command("export-donor")
+@click.argument("email")
+def export_donor(email: str) -> None:
+    """Print everything held about the donor with EMAIL as JSON (a subject access request)."""
+    import json
+
+    from donations import privacy
+    from donations.db import Database
+
+    database = Database(_settings().database_url)
+    try:
+        with database.sessions() as session:
+            data = privacy.export_donor(session, email)
+    except privacy.DonorNotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@cli.command("erase-donor")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_donor(email: str, yes: bool) -> None:
+    """Erase the donor with EMAIL here and at Stripe, keeping the amounts the books need."""
+    from donations import privacy
+    from donations.db import Database
+    from donations.stripe_gateway import GatewayError, StripeGateway
+
+    settings = _settings()
+    if not yes:
+        click.confirm(
+            f"Erase {email}: their name and email here, their Stripe customer (ending any "
+            "recurring gift), sign-in links and queued mail? Amounts stay in the books.",
+            abort=True,
+        )
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            done = privacy.erase_donor(session, StripeGateway.from_settings(settings), email)
+    except privacy.DonorNotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+    except GatewayError as exc:
+        raise click.ClickException(f"Stripe: {exc}; nothing was changed, try again") from exc
+    finally:
+        database.dispose()
+    click.echo(
+        f"erased donor {done.donor_id}: {done.contributions_kept} contributions kept "
+        f"(amounts only), {done.subscriptions_canceled} subscriptions ended, Stripe customer "
+        f"{'deleted' if done.stripe_customer_deleted else 'none'}"
+    )
+
+
+@cli.command()
+def purge() -> None:
+    """Delete what the retention rules say has expired (run daily; see the README)."""
+    from donations import privacy
+    from donations.db import Database
+
+    database = Database(_settings().database_url)
+    with database.transaction() as session:
+        done = privacy.purge(session)
+    database.dispose()
+    for kind, rows in done.items():
+        click.echo(f"{kind}: {rows} deleted")
+
+
 @cli.group()
 def reports() -> None:
     """The daily rollups behind the report endpoints."""

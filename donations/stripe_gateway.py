@@ -493,6 +493,14 @@ class StripeGateway:
             params["invoice_settings"] = {"default_payment_method": payment_method}
         return str(self._call(self._v1.customers.create, params=params).id)
 
+    def delete_customer(self, customer_id: str) -> None:
+        """Erase a customer at Stripe (their email, name and cards; Stripe cancels their
+        subscriptions). Their charges stay, as the books need. Already gone is fine."""
+        try:
+            self._call(self._v1.customers.delete, customer_id)
+        except NotFoundAtStripe:
+            return
+
     def ensure_plan(self, amount: int, currency: str, interval: str) -> str:
         """A Plan per (amount, currency, interval), created once; the emulator has no Prices."""
         plan_id = f"donation-{currency}-{interval}-{amount}"
