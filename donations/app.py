@@ -18,6 +18,7 @@ from donations.appeals.events import EventCounter
 from donations.appeals.fastpath import FastAppeal
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
+from donations.mail.sender import MailSender
 from donations.paths import STATIC, TEMPLATES
 from donations.services import Services
 from donations.settings import Settings
@@ -83,6 +84,7 @@ def create_app(
         appeals=SnapshotStore(db),
         events=EventCounter(db, settings.redis_url),
         login_limiter=LoginLimiter(settings.redis_url),
+        mail=MailSender(db, settings),
     )
 
     api = Api(app)
@@ -96,6 +98,7 @@ def create_app(
     from donations.appeals.views import reader as appeals_api
     from donations.checkout.views import api as contributions_api
     from donations.checkout.views import pages as checkout_pages
+    from donations.donors.views import bp as account_pages
     from donations.reports.views import bp as reports_api
     from donations.webhooks.views import bp as webhooks
 
@@ -117,6 +120,7 @@ def create_app(
     app.register_blueprint(appeal_pages)
     app.register_blueprint(webhooks)
     app.register_blueprint(admin_pages)
+    app.register_blueprint(account_pages)
     app.register_blueprint(
         get_swaggerui_blueprint("/docs", "/openapi.json", config={"app_name": "donations API"}),
         url_prefix="/docs",

@@ -251,6 +251,68 @@ def events_worker(every: float) -> None:
     database.dispose()
 
 
+@cli.group()
+def mail() -> None:
+    """The email outbox (receipts, sign-in links)."""
+
+
+@mail.command("send")
+def mail_send() -> None:
+    """Send the email that is due now, once; print how many went, failed and wait."""
+    from donations.db import Database
+    from donations.mail.sender import MailSender, waiting
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    sender = MailSender(database, settings)
+    try:
+        report = sender.send_due()
+        with database.sessions() as session:
+            pending, given_up = waiting(session)
+    finally:
+        sender.close()
+        database.dispose()
+    click.echo(
+        f"sent {report.sent}, failed {report.failed}, dropped {report.dropped} "
+        f"(donor erased); {pending} waiting, {given_up} given up"
+    )
+
+
+@mail.command("worker")
+@click.option("--every", default=5.0, show_default=True, help="Seconds between polls.")
+def mail_worker(every: float) -> None:
+    """Send due email every few seconds until stopped (SIGTERM-safe)."""
+    import signal
+
+    from donations.db import Database
+    from donations.mail.sender import MailSender
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    sender = MailSender(database, settings)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    how = settings.smtp_host or f"the folder {settings.mail_folder}"
+    click.echo(f"sending due email through {how} every {every}s", err=True)
+    while not stopping:
+        report = sender.send_due()
+        if report.sent or report.failed or report.dropped:
+            click.echo(
+                f"sent {report.sent}, failed {report.failed}, dropped {report.dropped}", err=True
+            )
+        deadline = time.monotonic() + every
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.2)
+    sender.close()
+    database.dispose()
+
+
 def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]:
     return [
         sys.executable,

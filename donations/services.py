@@ -10,6 +10,7 @@ from donations.admin.ratelimit import LoginLimiter
 from donations.appeals.events import EventCounter
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
+from donations.mail.sender import MailSender
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
 
@@ -22,6 +23,7 @@ class Services:
     appeals: SnapshotStore
     events: EventCounter
     login_limiter: LoginLimiter
+    mail: MailSender
 
     @property
     def minimums(self) -> dict[str, int]:

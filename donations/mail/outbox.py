@@ -1,6 +1,17 @@
 """Queueing email in the caller's transaction (see donations.mail.models.OutboxEmail).
 
 Callers only enqueue; the sender (donations.mail.sender) renders and delivers after commit.
+The app's sender is woken by the commit itself (no call needed); `services().mail.wake()`
+nudges it by hand.
+
+Kinds and their payloads (everything else is read from the donor and contribution rows):
+- receipt, renewal_receipt: contribution_id set; payload optional, written by the booking:
+  {"charged": minor, "gift": minor, "covered": minor, "currency": "usd", "paid_at": ISO}.
+- sign_in_link: payload {"url": "https://…", "expires_minutes": 15} (cleared once sent).
+- subscription_changed: payload {"change": "canceled" | "cancel_at_period_end" | "resumed" |
+  "amount" | "interval" | "card_updated", "amount": minor, "currency": "usd",
+  "interval": "month" | "year", "effective": "YYYY-MM-DD"}: every key but "change" optional.
+- statement: reserved; the sender has no template for it yet.
 """
 
 from __future__ import annotations
@@ -14,6 +25,9 @@ from sqlalchemy.orm import Session
 
 from donations.db import utcnow
 from donations.mail.models import OutboxEmail
+
+# session.info flag: this transaction queued mail; the app's MailSender wakes after its commit.
+ENQUEUED = "donations.mail_enqueued"
 
 KINDS = ("receipt", "renewal_receipt", "sign_in_link", "subscription_changed", "statement")
 
@@ -51,4 +65,5 @@ def enqueue(
             session.add(row)
     except IntegrityError:
         return False
+    session.info[ENQUEUED] = True
     return True

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from donations.checkout.models import Contribution, Subscription
 from donations.db import new_id, utcnow
 from donations.ledger import accounts, journal, postings
+from donations.mail.outbox import enqueue
 from donations.stripe_gateway import (
     BalanceTransaction,
     Charge,
@@ -223,11 +224,36 @@ class Books:
             ),
             memo=f"{contribution.frequency} contribution {contribution.id}",
         )
+        if posted:
+            self._queue_receipt(contribution, charge, gift, covered)
         if charge.balance_transaction_id:
             self.book_fee(charge.balance_transaction_id, contribution.id)
         if charge.amount_refunded or charge.refunds:
             self._book_charge_refunds(contribution, charge)
         return "booked payment" if posted else "payment already booked"
+
+    def _queue_receipt(
+        self, contribution: Contribution, charge: Charge, gift: int, covered: int
+    ) -> None:
+        """One receipt per booked payment, in the booking's transaction (the dedupe key stops a
+        replayed or concurrent event); a renewal's says so. Sent after commit."""
+        if contribution.donor_id is None:
+            return
+        enqueue(
+            self.session,
+            kind="renewal_receipt" if contribution.parent_id else "receipt",
+            dedupe_key=f"receipt:{contribution.id}",
+            donor_id=contribution.donor_id,
+            contribution_id=contribution.id,
+            lang=contribution.lang,
+            payload={
+                "charged": charge.amount,
+                "gift": gift,
+                "covered": covered,
+                "currency": charge.currency,
+                "paid_at": charge.created.isoformat(),
+            },
+        )
 
     def book_fee(
         self,
@@ -336,6 +362,7 @@ class Books:
                     campaign=first.campaign,
                     variant=first.variant,
                     placement=first.placement,
+                    lang=first.lang,
                     stripe_subscription_id=invoice.subscription_id,
                     stripe_invoice_id=invoice.id,
                     parent_id=first.id,

@@ -1,0 +1,349 @@
+"""Sending the outbox: claim due rows, render, deliver, mark; retry with backoff.
+
+How several processes share the work: a sender *claims* a batch of due rows in one short
+transaction by pushing their `send_after` a lease ahead (PostgreSQL selects them
+`FOR UPDATE SKIP LOCKED`, so two senders never claim the same row; SQLite has a single writer,
+whose `BEGIN IMMEDIATE` serialises claims). It then renders and delivers each message outside
+any transaction, and records the outcome in another short one. A sender that dies mid-batch
+leaves its rows to be claimed again when the lease ends: delivery is at least once, and twice
+only if the process dies between the SMTP server's acceptance and the commit.
+
+On failure `attempts` grows, `last_error` keeps a short reason (never a secret) and the row
+waits `min(2**attempts minutes, 6 h)`; after MAX_ATTEMPTS it is left unsent, visible to
+operators (`donations mail send` counts it). Mail for an erased donor (erased_at set, or no
+email) is not sent: the row is marked sent with last_error "donor erased" and its payload
+cleared, rather than deleted, so that its dedupe key still stops a replayed webhook from
+queueing it again.
+
+In the web app a background thread sends: started by the first `wake()` (after a commit that
+queued mail: see `outbox.enqueue`), then polling every POLL_SECONDS, stopped at exit.
+`donations mail send` / `donations mail worker` do the same from the command line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import multiprocessing.util
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
+
+from donations.checkout.models import Contribution, Donor, Subscription
+from donations.db import Database, utcnow
+from donations.mail.models import OutboxEmail
+from donations.mail.outbox import ENQUEUED
+from donations.mail.render import Newsroom, Receipt, RenderError, compose, render
+from donations.mail.transport import DeliveryError, Transport, mask_address, transport_for
+from donations.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+POLL_SECONDS = 5.0
+BATCH = 25
+LEASE = timedelta(minutes=10)  # longer than any one delivery (SMTP timeouts are 20 s)
+MAX_BACKOFF = timedelta(hours=6)
+DONOR_ERASED = "donor erased"
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a message waits after its `attempts`-th failure."""
+    return min(timedelta(minutes=2 ** min(attempts, 20)), MAX_BACKOFF)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+    def add(self, outcome: str) -> None:
+        if outcome in ("sent", "failed", "dropped"):
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+class Dropped(Exception):
+    """The message must not go (the donor was erased)."""
+
+
+def claim_due(session: Session, now: datetime, limit: int) -> list[int]:
+    """Ids of up to `limit` due rows, leased to the caller (see the module docstring)."""
+    query = (
+        select(OutboxEmail.id)
+        .where(
+            OutboxEmail.sent_at.is_(None),
+            OutboxEmail.send_after <= now,
+            OutboxEmail.attempts < MAX_ATTEMPTS,
+        )
+        .order_by(OutboxEmail.send_after, OutboxEmail.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(OutboxEmail).where(OutboxEmail.id.in_(ids)).values(send_after=now + LEASE)
+        )
+    return ids
+
+
+def waiting(session: Session) -> tuple[int, int]:
+    """(messages still to send, messages given up after MAX_ATTEMPTS)."""
+    unsent = OutboxEmail.sent_at.is_(None)
+    pending = session.scalar(
+        select(func.count()).where(unsent, OutboxEmail.attempts < MAX_ATTEMPTS)
+    )
+    given_up = session.scalar(
+        select(func.count()).where(unsent, OutboxEmail.attempts >= MAX_ATTEMPTS)
+    )
+    return int(pending or 0), int(given_up or 0)
+
+
+def newsroom_for(settings: Settings) -> Newsroom:
+    return Newsroom(
+        name=settings.newsroom_name,
+        address=settings.newsroom_address,
+        account_url=f"{settings.public_base_url.rstrip('/')}/account",
+        # Optional setting: a newsroom that issues tax receipts words its own line.
+        tax_note=getattr(settings, "receipt_tax_note", None) or None,
+    )
+
+
+def receipt_for(session: Session, row: OutboxEmail, contribution: Contribution) -> Receipt:
+    """The booked figures (from the payload the booking wrote), else the contribution's."""
+    payload = row.payload or {}
+    paid_at = contribution.succeeded_at or contribution.created_at
+    if isinstance(payload.get("paid_at"), str):
+        with contextlib.suppress(ValueError):
+            paid_at = datetime.fromisoformat(payload["paid_at"])
+    next_charge = None
+    if contribution.stripe_subscription_id:
+        sub = session.get(Subscription, contribution.stripe_subscription_id)
+        if (
+            sub is not None
+            and sub.status in ("active", "trialing")
+            and not sub.cancel_at_period_end
+            and sub.current_period_end is not None
+            and sub.current_period_end > paid_at
+        ):
+            next_charge = sub.current_period_end.date()
+    return Receipt(
+        number=contribution.id,
+        currency=str(payload.get("currency") or contribution.currency),
+        charged=int(payload.get("charged", contribution.total)),
+        gift=int(payload.get("gift", contribution.amount)),
+        covered=int(payload.get("covered", contribution.fee_covered)),
+        frequency=contribution.frequency,
+        paid_at=paid_at,
+        renewal=row.kind == "renewal_receipt",
+        next_charge=next_charge,
+    )
+
+
+def message_for(session: Session, row: OutboxEmail, settings: Settings) -> EmailMessage:
+    """Render one outbox row into a message; Dropped when its donor was erased."""
+    donor = session.get(Donor, row.donor_id) if row.donor_id else None
+    if donor is None or donor.erased_at is not None or not donor.email:
+        raise Dropped(DONOR_ERASED)
+    receipt = None
+    if row.kind in ("receipt", "renewal_receipt"):
+        contribution = session.get(Contribution, row.contribution_id or "")
+        if contribution is None:
+            raise RenderError("the contribution is gone")
+        receipt = receipt_for(session, row, contribution)
+    rendered = render(
+        row.kind,
+        row.lang,
+        newsroom_for(settings),
+        donor_name=donor.name,
+        receipt=receipt,
+        payload=row.payload,
+    )
+    return compose(
+        rendered,
+        to=donor.email,
+        to_name=donor.name,
+        mail_from=settings.mail_from,
+        reply_to=getattr(settings, "mail_reply_to", None) or None,
+        lang=row.lang,
+        kind=row.kind,
+    )
+
+
+class MailSender:
+    """Sends due outbox rows: on demand (`send_due`) or from a lazily started thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        transport: Transport | None = None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.transport = transport or transport_for(settings)
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        # Wake after any commit through this database that queued mail (outbox.enqueue marks
+        # the session), so callers need no mail code of their own.
+        event.listen(db.sessions, "after_commit", self._after_commit)
+        self._listening = True
+        atexit.register(self.close)
+        # Forked server workers end with os._exit: atexit never runs there (see appeals/events).
+        multiprocessing.util.Finalize(None, self.close, exitpriority=10)
+
+    # the background thread --------------------------------------------------------------------
+    def wake(self) -> None:
+        """Send soon: starts the sender thread on first use, then nudges it."""
+        if self._stop.is_set():
+            return
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
+                self._pid, self._thread = os.getpid(), None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True, name="mail-sender")
+                self._thread.start()
+        self._wakeup.set()
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(ENQUEUED, False):
+            self.wake()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wakeup.clear()
+            try:
+                self.send_due()
+            except Exception:
+                log.exception("mail sender: batch failed; trying again at the next poll")
+            self._wakeup.wait(self.poll_seconds)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread, letting a batch in flight finish (unsent rows wait in the table)."""
+        self._stop.set()
+        self._wakeup.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if self._listening:
+            self._listening = False
+            event.remove(self.db.sessions, "after_commit", self._after_commit)
+
+    # sending ----------------------------------------------------------------------------------
+    def send_due(self, *, now: datetime | None = None, limit: int | None = None) -> SendReport:
+        """Send everything due now (or up to `limit` messages); answers what happened."""
+        report = SendReport()
+        handled = 0
+        while limit is None or handled < limit:
+            batch = BATCH if limit is None else min(BATCH, limit - handled)
+            at = now or utcnow()
+            with self.db.transaction() as session:
+                ids = claim_due(session, at, batch)
+            for row_id in ids:
+                report.add(self.send_one(row_id, now=now))
+            handled += len(ids)
+            if len(ids) < batch:
+                break
+        return report
+
+    def send_one(self, row_id: int, *, now: datetime | None = None) -> str:
+        """Render and deliver one claimed row: "sent" | "failed" | "dropped" | "skipped"."""
+        error: str | None = None
+        message: EmailMessage | None = None
+        with self.db.transaction() as session:
+            row = session.get(OutboxEmail, row_id)
+            if row is None or row.sent_at is not None:
+                return "skipped"
+            kind = row.kind
+            try:
+                message = message_for(session, row, self.settings)
+            except Dropped as dropped:
+                self._finish(session, row_id, now, note=str(dropped))
+                log.info("mail %s (%s) dropped: %s", row_id, kind, dropped)
+                return "dropped"
+            except RenderError as exc:
+                error = f"render: {exc}"
+        if message is not None:
+            try:
+                self.transport.send(message)
+            except DeliveryError as exc:
+                error = str(exc)
+            except Exception as exc:  # a bug must not stop the other messages
+                log.exception("mail %s (%s): unexpected error while sending", row_id, kind)
+                error = f"unexpected: {type(exc).__name__}"
+        with self.db.transaction() as session:
+            if error is None:
+                self._finish(session, row_id, now)
+                return "sent"
+            self._failed(session, row_id, kind, error, now, message)
+        return "failed"
+
+    @staticmethod
+    def _finish(
+        session: Session, row_id: int, now: datetime | None, note: str | None = None
+    ) -> None:
+        session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == row_id, OutboxEmail.sent_at.is_(None))
+            .values(sent_at=now or utcnow(), payload=None, last_error=note)
+        )
+
+    @staticmethod
+    def _failed(
+        session: Session,
+        row_id: int,
+        kind: str,
+        error: str,
+        now: datetime | None,
+        message: Any,
+    ) -> None:
+        attempts = session.scalar(
+            select(OutboxEmail.attempts).where(OutboxEmail.id == row_id).with_for_update()
+        )
+        if attempts is None:
+            return  # the row was deleted meanwhile
+        attempts += 1
+        session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == row_id)
+            .values(
+                attempts=attempts,
+                last_error=error[:300],
+                send_after=(now or utcnow()) + backoff(attempts),
+            )
+        )
+        to = mask_address(str(message["To"])) if message is not None else "?"
+        if attempts >= MAX_ATTEMPTS:
+            log.error(
+                "mail %s (%s) to %s given up after %d attempts: %s",
+                row_id,
+                kind,
+                to,
+                attempts,
+                error,
+            )
+        else:
+            log.warning(
+                "mail %s (%s) to %s not sent (attempt %d, retried in %s): %s",
+                row_id,
+                kind,
+                to,
+                attempts,
+                backoff(attempts),
+                error,
+            )
