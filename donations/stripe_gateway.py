@@ -299,6 +299,29 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class Card:
+    """A card payment method, as a donor may see it."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+
+    @classmethod
+    def parse(cls, raw: Any) -> Card:
+        d = to_plain(raw)
+        card = d.get("card") or {}
+        return cls(
+            id=d["id"],
+            brand=str(card.get("brand") or "card"),
+            last4=str(card.get("last4") or ""),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+        )
+
+
+@dataclass(frozen=True)
 class Dispute:
     """Built from the event payload: disputes cannot be re-fetched from the emulator."""
 
@@ -380,8 +403,11 @@ class StripeGateway:
         publishable_key: str,
         webhook_secrets: tuple[str, ...],
         webhook_tolerance: int = 300,
+        emulator: bool = False,
     ) -> None:
         self._client = client
+        # True when the client talks to localstripe: a few parameters differ (see below).
+        self.emulator = emulator
         self._v1 = client.v1
         self.publishable_key = publishable_key
         self._webhook_secrets = webhook_secrets
@@ -404,6 +430,7 @@ class StripeGateway:
             publishable_key=settings.stripe_publishable_key,
             webhook_secrets=settings.stripe_webhook_secrets,
             webhook_tolerance=settings.webhook_tolerance,
+            emulator=bool(settings.stripe_api_base),
         )
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -604,3 +631,102 @@ class StripeGateway:
                     yield txn
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    # donors' self-service ------------------------------------------------------------------
+    def _put_on_plan(
+        self, sub_id: str, plan_id: str, metadata: Mapping[str, str], extra: dict[str, Any]
+    ) -> Subscription:
+        current = to_plain(self._call(self._v1.subscriptions.retrieve, sub_id))
+        items = (current.get("items") or {}).get("data") or []
+        if not items:
+            raise StripeRejected("The subscription has no item to change.")
+        params: dict[str, Any] = {
+            # The item keeps the metadata: invoice lines copy the item's (see create_subscription).
+            "items": [{"id": items[0]["id"], "plan": plan_id, "metadata": dict(metadata)}],
+            **extra,
+        }
+        return Subscription.parse(self._call(self._v1.subscriptions.update, sub_id, params=params))
+
+    def change_subscription_amount(
+        self, sub_id: str, plan_id: str, metadata: Mapping[str, str]
+    ) -> Subscription:
+        """A new amount on the same interval, charged from the next renewal, no proration.
+
+        Real Stripe takes `proration_behavior=none`
+        (https://docs.stripe.com/billing/subscriptions/prorations). The emulator answers 500 to
+        that parameter, ignores the older `prorate=false`, and always leaves a pending
+        "Unused time" credit of the whole old amount for the next invoice: so there the
+        subscription's pending, uninvoiced items are deleted after the change, which leaves
+        the same next invoice as Stripe's (the new amount, nothing else).
+        """
+        if not self.emulator:
+            return self._put_on_plan(sub_id, plan_id, metadata, {"proration_behavior": "none"})
+        changed = self._put_on_plan(sub_id, plan_id, metadata, {})
+        if changed.customer_id:
+            page = self._call(self._v1.invoice_items.list, params={"customer": changed.customer_id})
+            for item in page.data:
+                d = to_plain(item)
+                if _id(d.get("subscription")) == sub_id and not d.get("invoice"):
+                    self._call(self._v1.invoice_items.delete, d["id"])
+        return changed
+
+    def change_subscription_interval(
+        self, sub_id: str, plan_id: str, metadata: Mapping[str, str]
+    ) -> Subscription:
+        """Monthly ↔ annual: Stripe starts a new period on the new plan and invoices it at once,
+        crediting the unused time of the period already paid (its default proration). The
+        emulator does the same but credits the whole old amount instead of the unused part."""
+        return self._put_on_plan(sub_id, plan_id, metadata, {})
+
+    def set_cancel_at_period_end(self, sub_id: str, cancel: bool = True) -> Subscription:
+        """Stop (or resume) renewing at the end of the period already paid for."""
+        return Subscription.parse(
+            self._call(
+                self._v1.subscriptions.update, sub_id, params={"cancel_at_period_end": cancel}
+            )
+        )
+
+    def create_card_setup_intent(
+        self, customer_id: str, metadata: Mapping[str, str]
+    ) -> SetupIntent:
+        """A SetupIntent for a new card of this customer (confirmed by Stripe.js's
+        confirmCardSetup in the browser)."""
+        seti = self._call(
+            self._v1.setup_intents.create,
+            params={
+                "customer": customer_id,
+                "payment_method_types": ["card"],
+                "usage": "off_session",
+                "metadata": dict(metadata),
+            },
+        )
+        return SetupIntent.parse(seti)
+
+    def set_default_payment_method(self, customer_id: str, payment_method_id: str) -> None:
+        """Make a card the one the customer's invoices are charged to.
+
+        Stripe attaches the card to the customer when a SetupIntent made for that customer is
+        confirmed; the emulator does not, so a card attached to nobody is attached here (on
+        Stripe this never happens). A card attached to someone else is refused.
+        """
+        pm = to_plain(self._call(self._v1.payment_methods.retrieve, payment_method_id))
+        owner = _id(pm.get("customer"))
+        if owner is None:
+            self._call(
+                self._v1.payment_methods.attach, payment_method_id, params={"customer": customer_id}
+            )
+        elif owner != customer_id:
+            raise StripeRejected("That card belongs to another customer.")
+        self._call(
+            self._v1.customers.update,
+            customer_id,
+            params={"invoice_settings": {"default_payment_method": payment_method_id}},
+        )
+
+    def default_card(self, customer_id: str) -> Card | None:
+        """The card the customer's invoices are charged to (brand, last four, expiry)."""
+        customer = to_plain(self._call(self._v1.customers.retrieve, customer_id))
+        pm_id = _id((customer.get("invoice_settings") or {}).get("default_payment_method"))
+        if pm_id is None:
+            return None
+        return Card.parse(self._call(self._v1.payment_methods.retrieve, pm_id))

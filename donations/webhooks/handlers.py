@@ -113,6 +113,24 @@ def process_event(
     return outcome
 
 
+def apply_subscription_state(
+    sub: Subscription, stripe_sub: StripeSubscription, *, deleted: bool = False
+) -> None:
+    """Copy Stripe's state of a subscription onto its row (Stripe is authoritative;
+    "canceled" is final). Webhooks and donors' self-service both go through here, so an event
+    that arrives after a change the service made itself finds the row already as it says."""
+    if sub.status != "canceled":
+        sub.status = "canceled" if deleted else stripe_sub.status
+    sub.cancel_at_period_end = stripe_sub.cancel_at_period_end
+    sub.current_period_end = stripe_sub.current_period_end
+    if stripe_sub.amount:
+        sub.amount = stripe_sub.amount
+    if stripe_sub.interval in ("month", "year"):
+        sub.interval = stripe_sub.interval
+    if sub.status == "canceled" and sub.canceled_at is None:
+        sub.canceled_at = stripe_sub.canceled_at or utcnow()
+
+
 class Books:
     """Booking use cases shared by the webhook and by reconciliation."""
 
@@ -416,15 +434,7 @@ class Books:
             self.session.add(sub)
         if first.stripe_subscription_id is None:
             first.stripe_subscription_id = stripe_sub.id
-        # A subscription's state at Stripe is authoritative; "canceled" is final.
-        if sub.status != "canceled":
-            sub.status = "canceled" if deleted else stripe_sub.status
-        sub.cancel_at_period_end = stripe_sub.cancel_at_period_end
-        sub.current_period_end = stripe_sub.current_period_end
-        if stripe_sub.amount:
-            sub.amount = stripe_sub.amount
-        if sub.status == "canceled" and sub.canceled_at is None:
-            sub.canceled_at = stripe_sub.canceled_at or utcnow()
+        apply_subscription_state(sub, stripe_sub, deleted=deleted)
         if sub.status == "canceled" and first.status == "pending":
             first.advance("canceled")
         return f"subscription {sub.status}"
