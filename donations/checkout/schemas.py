@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from donations.checkout.models import FREQUENCIES, STATUS_RANK
+
+# A language code as the appeals take it (appeals.service.LANG): "en", "ru", "pt-br".
+LANG = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"
 
 
 def _settings() -> Any:
@@ -36,6 +40,22 @@ class ContributionCreateSchema(Schema):
     name = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
     cover_fees = fields.Boolean(load_default=False)
     attribution = fields.Nested(AttributionSchema, load_default=dict)
+    lang = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(min=2, max=8), validate.Regexp(LANG, flags=re.IGNORECASE)],
+        metadata={
+            "description": "Additive to API.md: the reader's language (BCP 47, e.g. en, ru, "
+            "pt-br), as the appeal had it; receipts are written in it (else in English).",
+            "example": "ru",
+        },
+    )
+
+    @post_load
+    def _lowercase_lang(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("lang"):
+            data["lang"] = data["lang"].lower()
+        return data
 
     @validates_schema
     def _amount_within_currency_limits(self, data: dict[str, Any], **_: Any) -> None:

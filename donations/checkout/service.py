@@ -77,6 +77,7 @@ def start_contribution(
     name: str | None = None,
     cover_fees: bool = False,
     attribution: dict[str, Any] | None = None,
+    lang: str | None = None,
 ) -> Started:
     """Create the contribution and its Stripe intent (PaymentIntent one-off, else SetupIntent).
 
@@ -94,6 +95,7 @@ def start_contribution(
         fee_covered=fee_covered,
         total=total,
         donor_id=donor.id,
+        lang=lang or None,
         **{k: (attribution or {}).get(k) or None for k in ATTRIBUTION_FIELDS},
     )
     session.add(contribution)

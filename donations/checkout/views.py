@@ -14,6 +14,7 @@ from donations import supporters
 from donations.checkout import service
 from donations.checkout.models import Contribution
 from donations.checkout.schemas import (
+    LANG,
     ConfirmResultSchema,
     ConfirmSchema,
     ContributionCreateSchema,
@@ -66,6 +67,7 @@ class Contributions(MethodView):
                 name=data.get("name"),
                 cover_fees=data["cover_fees"],
                 attribution=data.get("attribution") or {},
+                lang=data.get("lang"),
             )
         return {
             "contribution": started.contribution,
@@ -146,6 +148,11 @@ def contribute_page() -> str:
     currency = request.args.get("currency", "usd").lower()
     if currency not in rules:
         currency = "usd"
+    # The reader's language rides along from the appeal's link into the contribution (for
+    # receipts); a malformed value is dropped rather than refused.
+    lang = request.args.get("lang", "").lower()
+    if not (2 <= len(lang) <= 8 and re.match(LANG, lang)):
+        lang = ""
     return render_template(
         "contribute.html",
         currencies={
@@ -159,6 +166,7 @@ def contribute_page() -> str:
             for code, r in rules.items()
         },
         currency=currency,
+        lang=lang or None,
         stripe_js_url=s.settings.stripe_js_url,
         emulator=s.settings.uses_stripe_emulator,
         publishable_key=s.gateway.publishable_key,

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
@@ -221,8 +222,16 @@ class MailSender:
         self._wakeup.set()
 
     def _after_commit(self, session: Session) -> None:
-        if session.info.pop(ENQUEUED, False):
-            self.wake()
+        if ENQUEUED not in session.info:
+            return
+        # Inside a request, only that app's sender wakes (apps may share a Database, as the
+        # test suite's do); elsewhere (a command, a thread) any sender on the database may.
+        if has_app_context():
+            own = current_app.extensions.get("donations")
+            if own is not None and getattr(own, "mail", None) is not self:
+                return
+        session.info.pop(ENQUEUED, None)
+        self.wake()
 
     def _run(self) -> None:
         while not self._stop.is_set():

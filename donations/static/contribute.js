@@ -532,6 +532,8 @@
       cover_fees: el.cover.checked,
       attribution: attribution(),
     };
+    // The reader's language from the appeal's link (validated by the page), for receipts.
+    if (config.lang) body.lang = config.lang;
     var signature = JSON.stringify(body);
     var billing = { email: checked.email };
     if (name) billing.name = name;
