@@ -412,7 +412,6 @@ class StripeGateway:
         self.publishable_key = publishable_key
         self._webhook_secrets = webhook_secrets
         self._tolerance = webhook_tolerance
-        self._plans: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> StripeGateway:
@@ -529,10 +528,11 @@ class StripeGateway:
             return
 
     def ensure_plan(self, amount: int, currency: str, interval: str) -> str:
-        """A Plan per (amount, currency, interval), created once; the emulator has no Prices."""
+        """A Plan per (amount, currency, interval), created once; the emulator has no Prices.
+
+        Looked up every time rather than cached in the process: a plan deleted at Stripe (or
+        an emulator reset) must not leave a cached id that makes every subscribe fail."""
         plan_id = f"donation-{currency}-{interval}-{amount}"
-        if plan_id in self._plans:
-            return plan_id
         try:
             self._call(self._v1.plans.retrieve, plan_id)
         except NotFoundAtStripe:
@@ -553,7 +553,6 @@ class StripeGateway:
                     "product": PRODUCT_ID,
                 },
             )
-        self._plans.add(plan_id)
         return plan_id
 
     def create_subscription(
