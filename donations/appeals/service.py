@@ -194,6 +194,8 @@ def describe_appeal(
                     "variant": variant.id,
                     "placement": req.placement,
                     "impression": impression,
+                    # The checkout and its receipts speak the reader's language.
+                    "lang": req.lang,
                 },
             ),
         },

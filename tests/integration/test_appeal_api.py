@@ -116,6 +116,7 @@ def test_currency_and_copy_follow_the_reader(api, live_campaign):
     assert de["amounts"]["currency"] == "usd"
     ru = appeal(api, lang="ru").json()["appeal"]
     assert ru["heading"] == "Поддержите независимую журналистику"
+    assert "lang=ru" in ru["cta"]["url"]  # the checkout and the receipt follow the reader
     assert appeal(api, lang="fr").json()["appeal"]["heading"] == "Support independent journalism"
 
 
