@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from donations.checkout.models import Contribution, Subscription
+from donations.checkout.models import INTERVALS, Contribution, Subscription
 from donations.db import new_id, utcnow
 from donations.ledger import accounts, journal, postings
 from donations.mail.outbox import enqueue
@@ -24,6 +24,7 @@ from donations.stripe_gateway import (
     BalanceTransaction,
     Charge,
     Dispute,
+    Invoice,
     NotFoundAtStripe,
     Payout,
     Refund,
@@ -33,6 +34,7 @@ from donations.stripe_gateway import Subscription as StripeSubscription
 from donations.webhooks.models import StripeEvent
 
 log = logging.getLogger(__name__)
+FREQUENCY_OF_INTERVAL = {interval: frequency for frequency, interval in INTERVALS.items()}
 
 DUPLICATE = "duplicate"
 HANDLED_TYPES = frozenset(
@@ -345,6 +347,18 @@ class Books:
             found = self._contribution(stripe_sub.metadata.get("contribution_id"))
         return found
 
+    def _renewal_terms(self, first: Contribution, invoice: Invoice) -> tuple[str, int, int, int]:
+        """(frequency, gift, covered fee, total) of a renewal: the first contribution's, unless
+        the donor has since changed the amount or the interval (self-service)."""
+        frequency = first.frequency
+        if first.stripe_subscription_id:
+            sub = self.session.get(Subscription, first.stripe_subscription_id)
+            if sub is not None:
+                frequency = FREQUENCY_OF_INTERVAL.get(sub.interval, frequency)
+        if invoice.amount_paid == first.total:
+            return frequency, first.amount, first.fee_covered, first.total
+        return frequency, invoice.amount_paid, 0, invoice.amount_paid
+
     def book_invoice(self, invoice_id: str) -> str:
         """Each paid invoice is one contribution: the first is the one that started the
         subscription, every later one a renewal linked to it."""
@@ -367,14 +381,15 @@ class Books:
                 first.stripe_invoice_id = invoice.id
                 contribution = first
             else:
+                frequency, amount, covered, total = self._renewal_terms(first, invoice)
                 contribution = Contribution(
                     id=new_id("ctb"),
                     status="pending",
-                    frequency=first.frequency,
+                    frequency=frequency,
                     currency=first.currency,
-                    amount=first.amount,
-                    fee_covered=first.fee_covered,
-                    total=first.total,
+                    amount=amount,
+                    fee_covered=covered,
+                    total=total,
                     donor_id=first.donor_id,
                     article=first.article,
                     campaign=first.campaign,

@@ -624,6 +624,7 @@ def test_changing_the_amount_bills_the_new_amount_at_the_next_renewal(
     with database.sessions() as s:
         renewal = s.scalar(select(Contribution).where(Contribution.stripe_invoice_id == invoice.id))
         assert renewal is not None and renewal.parent_id == monthly.id
+        assert (renewal.amount, renewal.fee_covered, renewal.total) == (750, 0, 750)
         assert (
             journal.account_total(s, a.GIFTS_RECURRING, "usd", contribution_id=renewal.id) == -750
         )
@@ -668,6 +669,8 @@ def test_switching_to_annual_starts_a_yearly_period_charged_today(
             journal.account_total(s, a.STRIPE_BALANCE, "usd", contribution_id=renewal.id)
             == new_invoice.amount_paid
         )
+        assert renewal.frequency == "annual"  # the renewal says what the donor now gives
+        assert renewal.total == new_invoice.amount_paid
     post_event(
         api, make_event("customer.subscription.updated", {"id": sub.id, "object": "subscription"})
     )
