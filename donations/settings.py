@@ -71,6 +71,10 @@ class Settings:
     # Who the receipts are from (their name and postal address, as tax receipts need).
     newsroom_name: str = "Independent Newsroom"
     newsroom_address: str = ""
+    # A receipt's tax wording (e.g. "No goods or services were provided in exchange…");
+    # unset: receipts say they are not tax advice.
+    receipt_tax_note: str | None = None
+    mail_reply_to: str | None = None
 
     @property
     def mail_folder(self) -> Path:
@@ -144,6 +148,8 @@ class Settings:
             outbox_path=Path(p) if (p := get("DONATIONS_OUTBOX_PATH", None)) else None,
             newsroom_name=get("NEWSROOM_NAME", None) or "Independent Newsroom",
             newsroom_address=get("NEWSROOM_ADDRESS", None) or "",
+            receipt_tax_note=get("RECEIPT_TAX_NOTE", None),
+            mail_reply_to=get("MAIL_REPLY_TO", None),
         )
         settings.validate()
         return settings

@@ -115,7 +115,7 @@ def newsroom_for(settings: Settings) -> Newsroom:
         address=settings.newsroom_address,
         account_url=f"{settings.public_base_url.rstrip('/')}/account",
         # Optional setting: a newsroom that issues tax receipts words its own line.
-        tax_note=getattr(settings, "receipt_tax_note", None) or None,
+        tax_note=settings.receipt_tax_note or None,
     )
 
 
@@ -174,7 +174,7 @@ def message_for(session: Session, row: OutboxEmail, settings: Settings) -> Email
         to=donor.email,
         to_name=donor.name,
         mail_from=settings.mail_from,
-        reply_to=getattr(settings, "mail_reply_to", None) or None,
+        reply_to=settings.mail_reply_to or None,
         lang=row.lang,
         kind=row.kind,
     )

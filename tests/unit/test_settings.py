@@ -74,3 +74,8 @@ def test_mail_goes_to_a_local_outbox_folder_unless_smtp_is_configured(tmp_path):
         {"SMTP_HOST": "mail.example", "SMTP_PORT": "587", "SMTP_STARTTLS": "true"}
     )
     assert (smtp.smtp_host, smtp.smtp_port, smtp.smtp_starttls) == ("mail.example", 587, True)
+    receipts = Settings.from_env(
+        {"RECEIPT_TAX_NOTE": "No goods or services were provided.", "MAIL_REPLY_TO": "a@b.org"}
+    )
+    assert receipts.receipt_tax_note == "No goods or services were provided."
+    assert receipts.mail_reply_to == "a@b.org"
