@@ -88,6 +88,8 @@ def run(*, port: int, stripe_port: int) -> None:
             f"{base}/demo/article\n"
             f"  Contribute (card 4242 4242 4242 4242, any date, any CVC): {base}/contribute\n"
             f"  Admin dashboard:    {base}/admin/  (sign in as {DEMO_ADMIN} / {password})\n"
+            f"  Donor account:      {base}/account  (receipts and sign-in links are written "
+            f"to {settings.mail_folder})\n"
             f"  API documentation:  {base}/docs\n"
             f"  Today's books:      curl -H 'Authorization: Bearer {token}' "
             f"{base}/api/v1/admin/reports/summary\n"
