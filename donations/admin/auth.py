@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import logging
 import secrets
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from werkzeug.wrappers import Response
 from donations.admin.models import RANK, ROLES, VIEWER, AdminSession, AdminUser
 from donations.admin.tokens import authenticate as authenticate_token
 from donations.admin.tokens import bearer_token
+from donations.csrf import DoubleSubmit, same_token
 from donations.db import utcnow
 from donations.services import services
 from donations.settings import Settings
@@ -184,7 +184,7 @@ def csrf_ok(principal: Principal) -> bool:
     if principal.csrf_token is None or request.method in SAFE_METHODS:
         return True
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    return hmac.compare_digest(sent.encode(), principal.csrf_token.encode())
+    return same_token(sent, principal.csrf_token)
 
 
 def _is_page() -> bool:
@@ -261,28 +261,5 @@ def clear_session_cookie(response: Response) -> None:
     )
 
 
-def login_csrf_pair() -> tuple[str, bool]:
-    """The login form's CSRF token (double-submit cookie: there is no session yet);
-    returns it and whether the cookie must be (re)set."""
-    existing = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if len(existing) >= 32:
-        return existing, False
-    return secrets.token_urlsafe(32), True
-
-
-def login_csrf_ok() -> bool:
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    sent = request.form.get(CSRF_FIELD, "")
-    return len(cookie) >= 32 and hmac.compare_digest(cookie.encode(), sent.encode())
-
-
-def set_login_csrf_cookie(response: Response, value: str) -> None:
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        value,
-        max_age=3600,
-        secure=secure_cookies(),
-        httponly=True,
-        samesite="Strict",
-        path="/admin/login",
-    )
+# The login form has no session yet: a double-submit cookie, sent back only to the form.
+LOGIN_FORM = DoubleSubmit(LOGIN_CSRF_COOKIE, "/admin/login", "Strict")

@@ -25,15 +25,14 @@ from donations.admin import audit
 from donations.admin import tokens as token_store
 from donations.admin.auth import (
     LOGIN_CSRF_COOKIE,
+    LOGIN_FORM,
     SESSION_COOKIE,
     clear_session_cookie,
     current_principal,
     end_session,
-    login_csrf_ok,
-    login_csrf_pair,
     require_role,
     safe_next,
-    set_login_csrf_cookie,
+    secure_cookies,
     set_session_cookie,
     start_session,
 )
@@ -74,13 +73,13 @@ def _no_store(response: Response) -> Response:
 def login() -> Any:
     s = services()
     next_url = safe_next(request.args.get("next"))
-    token, fresh = login_csrf_pair()
+    token, fresh = LOGIN_FORM.token()
     status, error, email = 200, None, ""
     if request.method == "POST":
         email = (request.form.get("email") or "").strip()[:320]
         password = request.form.get("password") or ""
         address = request.remote_addr or "unknown"
-        if not login_csrf_ok():
+        if not LOGIN_FORM.ok():
             status, error = 403, "The form expired. Please try again."
         elif not email or not password:
             status, error = 422, "Enter your email and password."
@@ -121,7 +120,7 @@ def login() -> Any:
         mimetype="text/html",
     )
     if fresh:
-        set_login_csrf_cookie(response, token)
+        LOGIN_FORM.set_cookie(response, token, secure=secure_cookies())
     return response
 
 

@@ -4,7 +4,6 @@ CSRF tokens of donors' forms, in the manner of donations.admin.auth."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import datetime, timedelta
 
@@ -15,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from donations.admin.auth import secure_cookies
 from donations.checkout.models import Donor
+from donations.csrf import DoubleSubmit, same_token
 from donations.donors.models import DonorSession
 
 SESSION_COOKIE = "donations_donor"
@@ -95,32 +95,10 @@ def clear_cookie(response: Response) -> None:
 
 def session_csrf_ok(expected: str) -> bool:
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    return bool(sent) and hmac.compare_digest(sent.encode(), expected.encode())
+    return same_token(sent, expected)
 
 
-def form_csrf_pair() -> tuple[str, bool]:
-    """The signed-out forms' CSRF token and whether its cookie must be (re)set."""
-    existing = request.cookies.get(FORM_CSRF_COOKIE, "")
-    if len(existing) >= 32:
-        return existing, False
-    return secrets.token_urlsafe(32), True
-
-
-def form_csrf_ok() -> bool:
-    cookie = request.cookies.get(FORM_CSRF_COOKIE, "")
-    sent = request.form.get(CSRF_FIELD, "")
-    return len(cookie) >= 32 and hmac.compare_digest(cookie.encode(), sent.encode())
-
-
-def set_form_csrf_cookie(response: Response, value: str) -> None:
-    response.set_cookie(
-        FORM_CSRF_COOKIE,
-        value,
-        max_age=3600,
-        secure=secure_cookies(),
-        httponly=True,
-        # Lax, not Strict: the sign-in link is followed from a mail client (a cross-site
-        # navigation), and its Continue form must find the cookie it just set.
-        samesite="Lax",
-        path=COOKIE_PATH,
-    )
+# Signed-out forms (asking for a link, pressing Continue): a double-submit cookie. Lax, not
+# Strict: the sign-in link is followed from a mail client (a cross-site navigation), and its
+# Continue form must find the cookie it just set.
+SIGNED_OUT_FORM = DoubleSubmit(FORM_CSRF_COOKIE, COOKIE_PATH, "Lax")

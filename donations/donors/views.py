@@ -25,6 +25,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from donations import supporters
+from donations.admin.auth import secure_cookies
 from donations.admin.formatting import money
 from donations.db import utcnow
 from donations.donors import links, service
@@ -120,10 +121,10 @@ def signed_in(view: F) -> F:
 
 # --- signing in ---------------------------------------------------------------------------------
 def _with_form_csrf(template: str, status: int = 200, **context: Any) -> Response:
-    token, fresh = donor_sessions.form_csrf_pair()
+    token, fresh = donor_sessions.SIGNED_OUT_FORM.token()
     response = _page(template, status, csrf_token=token, **context)
     if fresh:
-        donor_sessions.set_form_csrf_cookie(response, token)
+        donor_sessions.SIGNED_OUT_FORM.set_cookie(response, token, secure=secure_cookies())
     return response
 
 
@@ -138,7 +139,7 @@ def home() -> Response:
 @bp.post("/sign-in", endpoint="request_link")
 def request_link() -> Response:
     """Always the same answer, whether or not the email is a donor's."""
-    if not donor_sessions.form_csrf_ok():
+    if not donor_sessions.SIGNED_OUT_FORM.ok():
         return _with_form_csrf(
             "account/sign_in.html", 403, error="The form expired. Please try again."
         )
@@ -183,7 +184,7 @@ def follow_link(token: str) -> Response:
 
 @bp.post("/sign-in/<token>", endpoint="use_link")
 def use_link(token: str) -> Response:
-    if not donor_sessions.form_csrf_ok():
+    if not donor_sessions.SIGNED_OUT_FORM.ok():
         return _with_form_csrf("account/continue.html", 403, token=token)
     s = services()
     with s.db.transaction() as session:
