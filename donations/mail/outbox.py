@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 
 from donations.db import utcnow
 from donations.mail.models import OutboxEmail
+from donations.mail.render import RENDERED_KINDS
 
 # session.info flag: this transaction queued mail; the app's MailSender wakes after its commit.
 ENQUEUED = "donations.mail_enqueued"
 
-KINDS = ("receipt", "renewal_receipt", "sign_in_link", "subscription_changed", "statement")
+# What can be queued is what the renderer can write (donations.mail.render).
+KINDS = RENDERED_KINDS
 
 
 def enqueue(
