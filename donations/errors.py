@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json, render_template, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -62,6 +62,26 @@ def _first_line(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
+NOT_PAGES = ("/api/", "/webhooks/", "/openapi.json", "/docs")
+
+
+def _wants_page() -> bool:
+    """A person's browser on one of the HTML pages (not an API client) gets an HTML page."""
+    if request.path.startswith(NOT_PAGES):
+        return False
+    best = request.accept_mimetypes.best_match([PROBLEM, "application/json", "text/html"])
+    return best == "text/html"
+
+
+def _page(status: int, title: str, detail: str | None, headers: dict[str, str]) -> Response:
+    body = render_template("error.html", status=status, title=title, detail=detail)
+    response = Response(body, status=status, mimetype="text/html")
+    for key, value in headers.items():
+        response.headers[key] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -83,6 +103,8 @@ def register(app: Flask) -> None:
             headers["Allow"] = exc.get_response().headers["Allow"]
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="donations-admin"'
+        if _wants_page():
+            return _page(status, exc.name, detail, headers)
         return problem(status, exc.name, detail, headers=headers)
 
     @app.errorhandler(GatewayError)

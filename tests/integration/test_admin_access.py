@@ -380,3 +380,14 @@ def test_appeal_settings_changes_are_audited(api, database, editor):
     )
     assert entry["after"]["blackout_sections"] == ["obituaries"]
     assert entry["after"]["gate_after_articles"] == 7
+
+
+def test_a_browser_gets_an_error_page_and_an_api_client_a_problem(api, editor):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = editor.post(f"{api.base}/admin/logout", headers=browser, allow_redirects=False)
+    assert page.status_code == 403
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "CSRF token" in page.text and "<h1>Forbidden</h1>" in page.text
+    api_call = editor.post(f"{api.base}/api/v1/admin/tokens", json={}, headers=browser)
+    assert api_call.status_code == 403
+    assert api_call.headers["Content-Type"] == "application/problem+json"
