@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_cors import CORS
@@ -15,10 +16,13 @@ from donations import errors
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
 from donations.appeals.events import EventCounter
+from donations.appeals.fastpath import PATH as FAST_APPEAL_PATH
 from donations.appeals.fastpath import FastAppeal
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
 from donations.mail.sender import MailSender
+from donations.observability import Instrumented
+from donations.observability import install as install_observability
 from donations.paths import STATIC, TEMPLATES
 from donations.services import Services
 from donations.settings import Settings
@@ -99,6 +103,7 @@ def create_app(
     from donations.checkout.views import api as contributions_api
     from donations.checkout.views import pages as checkout_pages
     from donations.donors.views import bp as account_pages
+    from donations.observability import bp as operations_api
     from donations.reports.views import bp as reports_api
     from donations.webhooks.views import bp as webhooks
 
@@ -109,6 +114,7 @@ def create_app(
     api.register_blueprint(admin_api)
     api.register_blueprint(campaign_admin_api)
     api.register_blueprint(donors_admin_api)
+    api.register_blueprint(operations_api)
     CORS(
         app,
         resources={
@@ -129,7 +135,10 @@ def create_app(
     errors.register(app)
     _request_ids(app)
     _require_json(app)
+    install_observability(app, app.extensions["donations"])
     app.wsgi_app = FastAppeal(app, app.extensions["donations"])  # type: ignore[method-assign]
+    # Outermost: times every request, the appeal fast path included.
+    app.wsgi_app = Instrumented(app.wsgi_app, FAST_APPEAL_PATH)  # type: ignore[method-assign]
     return app
 
 
@@ -138,17 +147,38 @@ def _register_operations(app: Flask) -> None:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    redis_client: list[Any] = []
+
     @app.get("/readyz")
     def readyz() -> tuple[dict[str, str], int]:
+        """The database must answer (503 otherwise). Redis, when REDIS_URL is set, is reported
+        but only degrades: events and limits fall back to process memory without it (200)."""
         from sqlalchemy import text
 
+        s = app.extensions["donations"]
         try:
-            with app.extensions["donations"].db.engine.connect() as conn:
+            with s.db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:  # any failure means "not ready"
             logging.getLogger(__name__).warning("readiness check: database unreachable")
             return {"status": "unavailable", "database": "unreachable"}, 503
-        return {"status": "ok", "database": "ok"}, 200
+        body = {"status": "ok", "database": "ok"}
+        if s.settings.redis_url:
+            try:
+                if not redis_client:
+                    import redis
+
+                    redis_client.append(
+                        redis.Redis.from_url(
+                            s.settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+                        )
+                    )
+                redis_client[0].ping()
+                body["redis"] = "ok"
+            except Exception:
+                logging.getLogger(__name__).warning("readiness check: redis unreachable")
+                body.update(status="degraded", redis="unreachable")
+        return body, 200
 
 
 def _request_ids(app: Flask) -> None:

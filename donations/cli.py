@@ -338,10 +338,38 @@ def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]
 @click.option("--workers", default=DEFAULT_WORKERS, show_default=True, type=int)
 @click.option("--blocking-threads", default=DEFAULT_BLOCKING_THREADS, show_default=True, type=int)
 def serve(host: str, port: int, workers: int, blocking_threads: int) -> None:
-    """Serve the app with the recommended WSGI server (granian)."""
+    """Serve the app with the recommended WSGI server (granian).
+
+    The workers share a fresh directory for Prometheus' multiprocess mode (removed on exit)
+    unless PROMETHEUS_MULTIPROC_DIR names one. SIGTERM/SIGINT go to granian, which stops its
+    workers gracefully (they flush event counts and finish a mail batch); its exit code is ours.
+    """
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+
     _settings()  # fail fast on bad configuration, before starting workers
     args = _granian_args(host, port, workers, blocking_threads)
-    os.execv(args[0], args)  # noqa: S606 - replaces this process with the server
+    env = dict(os.environ)
+    own_dir = None
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="donations-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        # Its own session: a signal reaches granian once, from here (not also from a terminal).
+        server = subprocess.Popen(args, env=env, start_new_session=True)  # noqa: S603
+
+        def forward(signum: int, _frame: Any) -> None:
+            server.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        code = server.wait()
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
+    sys.exit(code)
 
 
 @cli.command()

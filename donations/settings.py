@@ -75,6 +75,14 @@ class Settings:
     # unset: receipts say they are not tax advice.
     receipt_tax_note: str | None = None
     mail_reply_to: str | None = None
+    # Log lines: "json" or "text"; unset: json in production, text otherwise (docs/operations.md).
+    log_format: str | None = None
+    # Set: GET /metrics needs `Authorization: Bearer <token>`; unset: private networks only.
+    metrics_token: str | None = None
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.env == "production" else "text")
 
     @property
     def mail_folder(self) -> Path:
@@ -150,6 +158,8 @@ class Settings:
             newsroom_address=get("NEWSROOM_ADDRESS", None) or "",
             receipt_tax_note=get("RECEIPT_TAX_NOTE", None),
             mail_reply_to=get("MAIL_REPLY_TO", None),
+            log_format=_log_format(get("LOG_FORMAT", None)),
+            metrics_token=get("METRICS_TOKEN", None),
         )
         settings.validate()
         return settings
@@ -183,6 +193,12 @@ class Settings:
             problems.append("SMTP_HOST must be set (receipts and sign-in links are emailed)")
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+def _log_format(raw: str | None) -> str | None:
+    if raw is not None and raw.lower() not in ("json", "text"):
+        raise ConfigurationError("LOG_FORMAT must be json or text")
+    return raw.lower() if raw else None
 
 
 def _int_from_env(name: str, raw: str | None, default: int) -> int:

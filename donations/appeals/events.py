@@ -19,6 +19,7 @@ from datetime import date
 
 from sqlalchemy.dialects import postgresql, sqlite
 
+from donations import observability
 from donations.appeals.models import EventCount
 from donations.db import Database
 from donations.reports import rollups
@@ -97,6 +98,7 @@ class EventCounter:
 
     def add(self, keys: Iterable[Key]) -> None:
         keys = list(keys)
+        observability.events_counted(k[5] for k in keys)
         if self._redis is not None:
             try:
                 pipe = self._redis.pipeline(transaction=False)

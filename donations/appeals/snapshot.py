@@ -12,10 +12,12 @@ import logging
 import secrets
 import threading
 import time
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from donations import observability
 from donations.appeals.engine import AppealRules, CompiledCampaign, Snapshot
 from donations.appeals.models import AppealConfig, Campaign
 from donations.checkout.models import Contribution
@@ -87,6 +89,12 @@ class SnapshotStore:
         self._ticker_at = 0.0
 
     @property
+    def built_at(self) -> datetime | None:
+        """When the snapshot this process serves was built (naive UTC; None before the first)."""
+        snapshot = self._snapshot
+        return snapshot.built_at if snapshot is not None else None
+
+    @property
     def age_seconds(self) -> float:
         return time.monotonic() - self._checked if self._snapshot else float("inf")
 
@@ -118,6 +126,7 @@ class SnapshotStore:
                 tickers_due = time.monotonic() - self._ticker_at >= TICKER_SECONDS
                 if self._snapshot is None or version != self._snapshot.version or tickers_due:
                     self._snapshot = self._build(session, version or 0)
+                    observability.snapshot_built(self._snapshot.built_at)
                     self._ticker_at = time.monotonic()
         except Exception:
             if self._snapshot is None:

@@ -7,10 +7,16 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from donations import observability
 from donations.errors import problem
 from donations.services import services
 from donations.stripe_gateway import GatewayError, SignatureError
-from donations.webhooks.handlers import MalformedEvent, check_event_shape, process_event
+from donations.webhooks.handlers import (
+    DUPLICATE,
+    MalformedEvent,
+    check_event_shape,
+    process_event,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -28,18 +34,22 @@ def stripe_webhook() -> Response | tuple[Response, int]:
     try:
         s.gateway.verify_webhook(payload, signature)
     except SignatureError:
+        observability.webhook_failed("signature")
         return problem(400, "Bad Request", "The Stripe-Signature does not verify.")
     try:
         event = json.loads(payload)
         check_event_shape(event)
     except (ValueError, MalformedEvent) as exc:
+        observability.webhook_failed("malformed")
         return problem(400, "Bad Request", f"The body is not a Stripe event: {exc}")
     try:
         with s.db.transaction() as session:
             outcome = process_event(session, s.gateway, event)
     except MalformedEvent as exc:
+        observability.webhook_failed("malformed", event["type"])
         return problem(400, "Bad Request", str(exc))
     except GatewayError as exc:
+        observability.webhook_failed("stripe_unreachable", event["type"])
         # Could not re-fetch from Stripe: nothing was written; 503 makes Stripe retry.
         log.warning("webhook %s (%s) deferred: %s", event["id"], event["type"], exc)
         return problem(
@@ -48,5 +58,9 @@ def stripe_webhook() -> Response | tuple[Response, int]:
             "Stripe could not be reached; retry later.",
             headers={"Retry-After": "30"},
         )
+    except Exception:
+        observability.webhook_failed("error", event["type"])
+        raise
+    observability.webhook_processed(event, duplicate=outcome == DUPLICATE)
     log.info("webhook %s (%s): %s", event["id"], event["type"], outcome)
     return jsonify({"received": True, "event": event["id"], "outcome": outcome}), 200
