@@ -84,7 +84,7 @@ class LocalNginx:
             "DONATIONS_CACHE_DIR": str(self.prefix / "cache"),
             "DONATIONS_ACCESS_LOG": str(self.prefix / "logs" / "access.log")
             if self.access_log
-            else "off",
+            else "/dev/null",
             **self.site_values,
         }
         (self.prefix / "donations.conf").write_text(render(SITE_TEMPLATE.read_text(), site))
