@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from flask_cors import CORS
 from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from donations import errors
 from donations.admin.ratelimit import LoginLimiter
@@ -24,6 +25,7 @@ from donations.mail.sender import MailSender
 from donations.observability import Instrumented
 from donations.observability import install as install_observability
 from donations.paths import STATIC, TEMPLATES
+from donations.security import NoSniff, install_headers, install_rate_limits
 from donations.services import Services
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
@@ -136,7 +138,15 @@ def create_app(
     _request_ids(app)
     _require_json(app)
     install_observability(app, app.extensions["donations"])
-    app.wsgi_app = FastAppeal(app, app.extensions["donations"])  # type: ignore[method-assign]
+    install_rate_limits(app, settings)
+    install_headers(app, settings)
+    wsgi = NoSniff(FastAppeal(app, app.extensions["donations"]))
+    if settings.trusted_proxies:
+        # The real client address and scheme from the proxies' X-Forwarded-For/-Proto: every
+        # limiter (checkout, admin login, donor sign-in) reads request.remote_addr.
+        n = settings.trusted_proxies
+        wsgi = ProxyFix(wsgi, x_for=n, x_proto=n)  # type: ignore[assignment]
+    app.wsgi_app = wsgi  # type: ignore[method-assign]
     # Outermost: times every request, the appeal fast path included.
     app.wsgi_app = Instrumented(app.wsgi_app, FAST_APPEAL_PATH)  # type: ignore[method-assign]
     return app

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
-from flask import Flask, Response, json, render_template, request
+from flask import Flask, Response, current_app, json, render_template, request
+from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -106,6 +109,19 @@ def register(app: Flask) -> None:
         if _wants_page():
             return _page(status, exc.name, detail, headers)
         return problem(status, exc.name, detail, headers=headers)
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded) -> Response:
+        # Flask-Limiter's after_request also writes Retry-After and X-RateLimit-* headers.
+        limiter = current_app.extensions.get("donations.limiter")
+        current = getattr(limiter, "current_limit", None) if limiter else None
+        wait = math.ceil(current.reset_at - time.time()) if current else 60
+        return problem(
+            429,
+            "Too Many Requests",
+            "Too many attempts from here; please wait and retry.",
+            headers={"Retry-After": str(max(wait, 1))},
+        )
 
     @app.errorhandler(GatewayError)
     def _gateway(exc: GatewayError) -> Response:

@@ -21,6 +21,10 @@ DEV_STRIPE_SECRET_KEY = "sk_test_donations_dev"  # noqa: S105
 DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_donations_dev"
 DEV_WEBHOOK_SECRET = "whsec_donations_dev"  # noqa: S105
 LOCALSTRIPE_BASE = "http://127.0.0.1:8420"
+CAPTCHA_VERIFY_URLS = {
+    "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    "recaptcha": "https://www.google.com/recaptcha/api/siteverify",
+}
 
 
 class ConfigurationError(RuntimeError):
@@ -79,6 +83,27 @@ class Settings:
     log_format: str | None = None
     # Set: GET /metrics needs `Authorization: Bearer <token>`; unset: private networks only.
     metrics_token: str | None = None
+    # Card-testing defence on the checkout API (docs/security.md). `limits` strings; several
+    # separated by ";". Per client address (shared by create/confirm/subscribe), per donor
+    # email (creation only; keyed by an HMAC of the address), per contribution (confirm
+    # only: many cards tried on one intent) and a global ceiling over all three.
+    checkout_limit_per_ip: str = "10/minute;50/hour"
+    checkout_limit_per_email: str = "5/hour"
+    checkout_limit_per_contribution: str = "10/hour"
+    checkout_limit_global: str = "300/minute"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (hops).
+    trusted_proxies: int = 0
+    # Optional human check on contribution creation: "turnstile" | "recaptcha" | None (off).
+    captcha_provider: str | None = None
+    captcha_site_key: str | None = None
+    captcha_secret_key: str | None = None
+    captcha_verify_url: str | None = None  # unset: the provider's siteverify URL
+    captcha_timeout: float = 5.0
+
+    @property
+    def captcha_url(self) -> str:
+        """Where tokens are verified (the provider's own siteverify unless overridden)."""
+        return self.captcha_verify_url or CAPTCHA_VERIFY_URLS.get(self.captcha_provider or "", "")
 
     @property
     def effective_log_format(self) -> str:
@@ -160,9 +185,23 @@ class Settings:
             mail_reply_to=get("MAIL_REPLY_TO", None),
             log_format=_log_format(get("LOG_FORMAT", None)),
             metrics_token=get("METRICS_TOKEN", None),
+            checkout_limit_per_ip=get("CHECKOUT_LIMIT_PER_IP", None) or cls.checkout_limit_per_ip,
+            checkout_limit_per_email=get("CHECKOUT_LIMIT_PER_EMAIL", None)
+            or cls.checkout_limit_per_email,
+            checkout_limit_per_contribution=get("CHECKOUT_LIMIT_PER_CONTRIBUTION", None)
+            or cls.checkout_limit_per_contribution,
+            checkout_limit_global=get("CHECKOUT_LIMIT_GLOBAL", None) or cls.checkout_limit_global,
+            trusted_proxies=_int_from_env("TRUSTED_PROXIES", get("TRUSTED_PROXIES", None), 0),
+            captcha_provider=(get("CAPTCHA_PROVIDER", "") or "").lower() or None,
+            captcha_site_key=get("CAPTCHA_SITE_KEY", None),
+            captcha_secret_key=get("CAPTCHA_SECRET_KEY", None),
+            captcha_verify_url=get("CAPTCHA_VERIFY_URL", None),
         )
         settings.validate()
         return settings
+
+    def _validate_abuse_settings(self) -> None:
+        _check_limits(self)
 
     def validate(self) -> None:
         """Refuse live Stripe keys always, and unsafe defaults in production."""
@@ -178,6 +217,7 @@ class Settings:
             ("sk_test_", "rk_test_")
         ):
             raise ConfigurationError("STRIPE_SECRET_KEY must be a test-mode key (sk_test_…)")
+        self._validate_abuse_settings()
         if self.env != "production":
             return
         problems = []
@@ -193,6 +233,33 @@ class Settings:
             problems.append("SMTP_HOST must be set (receipts and sign-in links are emailed)")
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+def _check_limits(self: Settings) -> None:
+    from limits import parse_many
+
+    for name, value in (
+        ("CHECKOUT_LIMIT_PER_IP", self.checkout_limit_per_ip),
+        ("CHECKOUT_LIMIT_PER_EMAIL", self.checkout_limit_per_email),
+        ("CHECKOUT_LIMIT_PER_CONTRIBUTION", self.checkout_limit_per_contribution),
+        ("CHECKOUT_LIMIT_GLOBAL", self.checkout_limit_global),
+    ):
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{name} is not a rate limit like '10/minute': {exc}") from exc
+    if self.trusted_proxies < 0:
+        raise ConfigurationError("TRUSTED_PROXIES must be 0 or more")
+    if self.captcha_provider is None:
+        return
+    if self.captcha_provider not in CAPTCHA_VERIFY_URLS:
+        raise ConfigurationError(
+            f"CAPTCHA_PROVIDER must be one of {', '.join(CAPTCHA_VERIFY_URLS)} (or unset)"
+        )
+    if not (self.captcha_site_key and self.captcha_secret_key):
+        raise ConfigurationError(
+            "CAPTCHA_SITE_KEY and CAPTCHA_SECRET_KEY must be set when CAPTCHA_PROVIDER is"
+        )
 
 
 def _log_format(raw: str | None) -> str | None:

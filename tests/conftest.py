@@ -140,6 +140,12 @@ def settings(database_url: str, localstripe: LocalStripe, tmp_path_factory) -> S
         stripe_js_url=f"{localstripe.base}/js.stripe.com/v3/",
         redis_url=os.environ.get("REDIS_URL") or None,
         instance_path=Path(tmp_path_factory.mktemp("instance")),
+        # The session app is shared by many tests: checkout limits far above what they send
+        # (tests/integration/test_abuse.py builds apps with tight ones).
+        checkout_limit_per_ip="100000/minute",
+        checkout_limit_per_email="100000/minute",
+        checkout_limit_per_contribution="100000/minute",
+        checkout_limit_global="100000/minute",
     )
 
 

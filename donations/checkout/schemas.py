@@ -51,6 +51,17 @@ class ContributionCreateSchema(Schema):
         },
     )
 
+    captcha_token = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=4096),
+        metadata={
+            "description": "Additive to API.md: the human check's token (Cloudflare Turnstile or "
+            "reCAPTCHA), required when the server has CAPTCHA_PROVIDER set; verified before "
+            "anything reaches Stripe (422 naming this field when refused)."
+        },
+    )
+
     @post_load
     def _lowercase_lang(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         if data.get("lang"):

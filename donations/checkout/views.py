@@ -10,7 +10,7 @@ from flask import abort, render_template, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from donations import supporters
+from donations import errors, security, supporters
 from donations.checkout import service
 from donations.checkout.models import Contribution
 from donations.checkout.schemas import (
@@ -52,10 +52,15 @@ class Contributions(MethodView):
     @api.arguments(ContributionCreateSchema)
     @api.response(201, StartedSchema)
     @api.alt_response(402, description="Card declined")
+    @api.alt_response(429, description="Too many attempts (Retry-After says when to retry)")
     @api.alt_response(502, description="Stripe unreachable or refused the request")
-    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+    @api.alt_response(503, description="The human check could not be verified; retry")
+    def post(self, data: dict[str, Any]) -> Any:
         """Start a contribution: a PaymentIntent (one-off) or a SetupIntent (recurring)."""
         s = services()
+        refused = _human_check(data.get("captcha_token"))
+        if refused is not None:
+            return refused
         with s.db.transaction() as session:
             started = service.start_contribution(
                 session,
@@ -77,6 +82,25 @@ class Contributions(MethodView):
                 "client_secret": started.client_secret,
             },
         }
+
+
+def _human_check(token: str | None) -> Any:
+    """None when the optional human check is off or passed; else the problem to answer."""
+    settings = services().settings
+    if not settings.captcha_provider:
+        return None
+    try:
+        security.verify_human(settings, token, request.remote_addr)
+    except security.HumanCheckFailed as exc:
+        return errors.problem(
+            422,
+            "Invalid request",
+            "Some fields are missing or invalid.",
+            errors={"captcha_token": [str(exc)]},
+        )
+    except security.HumanCheckUnavailable as exc:
+        return errors.problem(503, "Service Unavailable", str(exc), headers={"Retry-After": "5"})
+    return None
 
 
 @api.route("/<contribution_id>")
@@ -170,6 +194,9 @@ def contribute_page() -> str:
         stripe_js_url=s.settings.stripe_js_url,
         emulator=s.settings.uses_stripe_emulator,
         publishable_key=s.gateway.publishable_key,
+        captcha_provider=s.settings.captcha_provider,
+        captcha_site_key=s.settings.captcha_site_key,
+        captcha_script=security.CAPTCHA_SCRIPTS.get(s.settings.captcha_provider or ""),
     )
 
 

@@ -424,7 +424,23 @@
   }
 
   var FIELD_LABELS = { amount: 'Amount', currency: 'Currency', frequency: 'Frequency',
-                       email: 'Email', name: 'Name', cover_fees: 'Fee cover', attribution: 'Link' };
+                       email: 'Email', name: 'Name', cover_fees: 'Fee cover', attribution: 'Link',
+                       captcha_token: 'Human check' };
+
+  /** The human check's token when the page has one (Turnstile or reCAPTCHA); else null. */
+  function captchaToken() {
+    if (!config.captcha) return null;
+    var field = document.querySelector('[name="cf-turnstile-response"], [name="g-recaptcha-response"]');
+    return field ? field.value : '';
+  }
+
+  /** Tokens are single-use: a fresh one for the next attempt. */
+  function resetCaptcha() {
+    try {
+      if (config.captcha === 'turnstile' && window.turnstile) window.turnstile.reset();
+      if (config.captcha === 'recaptcha' && window.grecaptcha) window.grecaptcha.reset();
+    } catch (e) { /* the widget is gone; nothing to reset */ }
+  }
 
   /** Put a 422's `errors` next to their fields; answers the messages for the summary. */
   function showValidation(errors) {
@@ -535,6 +551,8 @@
     // The reader's language from the appeal's link (validated by the page), for receipts.
     if (config.lang) body.lang = config.lang;
     var signature = JSON.stringify(body);
+    var captcha = captchaToken();
+    if (captcha !== null) body.captcha_token = captcha;
     var billing = { email: checked.email };
     if (name) billing.name = name;
 
@@ -544,7 +562,12 @@
       // contribution; changed details start a new one.
       if (!state.started || state.started.signature !== signature) {
         state.started = null;
-        var created = await postJSON(config.api, body);
+        var created;
+        try {
+          created = await postJSON(config.api, body);
+        } finally {
+          if (captcha !== null) resetCaptcha();
+        }
         state.started = { signature: signature, contribution: created.contribution, stripe: created.stripe };
       }
       if (state.started.stripe.intent === 'payment_intent') {

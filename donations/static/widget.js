@@ -109,8 +109,18 @@ button{font:inherit;color:inherit;cursor:pointer}
     const raised = Math.max(0, t.raised || 0), r = money(raised, t.currency, lang), g = money(t.goal, t.currency, lang);
     return `<div class="t"><div class="bar" role="progressbar" aria-label="Appeal progress" aria-valuemin="0"
  aria-valuemax="${t.goal}" aria-valuenow="${Math.min(raised, t.goal)}" aria-valuetext="${esc(r)} raised of our ${esc(g)} goal">
-<i style="width:${Math.min(100, Math.round(raised / t.goal * 100))}%"></i></div>
+<i data-w="${Math.min(100, Math.round(raised / t.goal * 100))}"></i></div>
 <div class="tl" aria-hidden="true"><span>${raised ? `<b>${esc(r)}</b> raised` : 'Be among the first to give'}</span><span>Goal ${esc(g)}</span></div></div>`;
+  };
+
+  /* The shadow root's stylesheet carries the nonce of the page's <script nonce> tag, so a page
+     whose CSP allows no inline styles (style-src 'nonce-…') still lets it apply. */
+  const nonce = (script && script.nonce) || '';
+  const styles = (root) => {
+    const el = d.createElement('style');
+    if (nonce) el.nonce = nonce;
+    el.textContent = CSS;
+    root.prepend(el);
   };
 
   const render = (el, a) => {
@@ -137,7 +147,9 @@ button{font:inherit;color:inherit;cursor:pointer}
         ? `<div class="ov"><div class="p dl" role="dialog" aria-modal="true" aria-labelledby="${id}" tabindex="-1">${inner}</div></div>`
         : `<div class="p ep" ${label}>${inner}</div>`;
     }
-    root.innerHTML = `<style>${CSS}</style><div class="w" lang="${esc(lang)}">${html}</div>`;
+    root.innerHTML = `<div class="w" lang="${esc(lang)}">${html}</div>`;
+    styles(root);
+    all(root, 'i[data-w]').forEach((i) => { i.style.width = i.getAttribute('data-w') + '%'; });
     const box = root.querySelector('.p'), ctaEl = root.querySelector('.cta');
     all(root, '.am button').forEach((b) => b.addEventListener('click', () => {
       all(root, '.am button').forEach((o) => o.setAttribute('aria-pressed', String(o === b)));
