@@ -278,6 +278,8 @@ SCRUB = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email addresses
     r"|\b(?:sk|rk|pk)_(?:test|live)_\w+|\bwhsec_\w+"  # Stripe keys, webhook secrets
     r"|(?i:bearer)\s+[\w.~+/=-]+"  # bearer tokens
+    r"|\bdnt_[\w-]+"  # admin API tokens
+    r"|(?<=/account/sign-in/)[^/\s?\"]+"  # donors' single-use sign-in links
 )
 
 
@@ -387,7 +389,7 @@ class Instrumented:
                 request_id = next(
                     (v for k, v in (seen[1] if seen else ()) if k == "X-Request-ID"), None
                 )
-                path = environ.get("PATH_INFO", "")
+                path = scrub(environ.get("PATH_INFO", ""))  # sign-in links carry a token
                 access_log.log(
                     level,
                     "%s %s %s %.1fms",
