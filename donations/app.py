@@ -13,7 +13,7 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from donations import errors
+from donations import errors, openapi_docs
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
 from donations.appeals.events import EventCounter
@@ -117,6 +117,7 @@ def create_app(
     api.register_blueprint(campaign_admin_api)
     api.register_blueprint(donors_admin_api)
     api.register_blueprint(operations_api)
+    openapi_docs.complete_spec(api)
     CORS(
         app,
         resources={

@@ -59,7 +59,17 @@ class Export(MethodView):
 
     @api.arguments(EmailQuery, location="query")
     @api.response(200)
-    @api.doc(security=SECURITY)
+    @api.alt_response(404, description="No donor has this email")
+    @api.doc(
+        security=SECURITY,
+        responses={
+            "200": {
+                "description": "The donor, contributions, subscriptions, ledger entries, "
+                "sign-in links, sessions and emails (metadata only)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     def get(self, args: dict[str, Any]) -> Any:
         """Everything held about the donor with this email (as `donations export-donor`)."""
         try:
@@ -75,6 +85,8 @@ class Erase(MethodView):
 
     @api.arguments(EmailQuery)
     @api.response(200, ErasedSchema)
+    @api.alt_response(404, description="No donor has this email")
+    @api.alt_response(503, description="Stripe unavailable: nothing was changed")
     @api.doc(security=SECURITY)
     def post(self, body: dict[str, Any]) -> Any:
         """Erase the donor here and at Stripe; amounts stay in the books (audited)."""

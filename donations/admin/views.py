@@ -201,7 +201,13 @@ class CreatedTokenSchema(Schema):
 
 class AuditEntrySchema(Schema):
     id = fields.Integer()
-    at = fields.DateTime(format="%Y-%m-%dT%H:%M:%SZ")
+    at = fields.DateTime(
+        format="%Y-%m-%dT%H:%M:%SZ",
+        metadata={
+            "description": "RFC 3339 UTC",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+        },
+    )
     actor = fields.String()
     action = fields.String()
     target_type = fields.String()

@@ -62,7 +62,8 @@ class IncludeExclude(Schema):
 
     @post_load
     def _names(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        return {"include": data["include_"], "exclude": data["exclude_"]}
+        # A partial load (PATCH) has no defaults: a missing side is empty.
+        return {"include": data.get("include_", []), "exclude": data.get("exclude_", [])}
 
 
 class ArticlesRead(Schema):

@@ -380,12 +380,15 @@ class Contributions(MethodView):
         security=[{"bearerAuth": []}, {"adminSession": []}],
         responses={
             "200": {
+                # Both representations: the JSON page (the default) and the CSV export.
+                "description": "A page of contributions (JSON), or all of them (CSV)",
                 "content": {
+                    "application/json": {"schema": ContributionsPageSchema},
                     "text/csv": {
                         "schema": {"type": "string"},
                         "example": "id,created_at,status,…\r\nctb_…,2026-03-01T11:00:00Z,…",
-                    }
-                }
+                    },
+                },
             }
         },
     )

@@ -80,11 +80,15 @@ def check_event_shape(event: Any) -> None:
         raise MalformedEvent("event.data.object must be an object")
     if not isinstance(data["object"].get("id", ""), str):
         raise MalformedEvent("event.data.object.id must be a string")
+    if event["type"] in HANDLED_TYPES and not data["object"].get("id"):
+        # Every object Stripe sends has one, and every handler starts from it.
+        raise MalformedEvent("event.data.object.id is missing")
 
 
 def _created(event: dict[str, Any]) -> datetime:
     ts = event.get("created")
-    if isinstance(ts, int) and ts > 0:
+    # Up to the year 9999 (datetime's range); anything else is not Stripe's.
+    if isinstance(ts, int) and 0 < ts < 253_402_300_800:
         return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
     return utcnow()
 
