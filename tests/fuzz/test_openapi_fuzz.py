@@ -2,6 +2,20 @@
 
 Every documented operation gets valid and invalid inputs generated from its schema; the
 answer must never be a 5xx and must be documented: status code, content type and body.
+
+Bounds: 25 examples per operation in the fuzzing phase (plus schemathesis' coverage phase:
+boundary and negative values, wrong methods and content types), derandomized (the same
+examples on every run, so CI is deterministic), no deadline, no example database.
+Authenticated as an editor (bearer token) for /api/v1/admin; readers' endpoints ignore it.
+
+Nothing is excluded:
+- the checkout operations (create/confirm/subscribe) reach localstripe only with a valid body,
+  which the generator rarely builds (amount and currency limits are not in the schema): almost
+  every call ends at validation (422) or an unknown contribution (404); stable, and cheap;
+- DELETE on admin resources is fine: the tables are emptied before the test (conftest); the
+  fuzzer's own token is protected below;
+- POST /webhooks/stripe can only be fuzzed up to the signature here (400, never 5xx);
+  test_webhook_fuzz.py signs arbitrary events to reach the handlers.
 """
 
 from __future__ import annotations
