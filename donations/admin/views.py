@@ -199,6 +199,10 @@ class CreatedTokenSchema(Schema):
     secret = fields.String(metadata={"description": "The bearer token; shown this once only"})
 
 
+# Ids are 32-bit integer columns: a larger one is no id (and PostgreSQL refuses to compare it).
+MAX_ID = 2**31 - 1
+
+
 class AuditEntrySchema(Schema):
     id = fields.Integer()
     at = fields.DateTime(
@@ -218,7 +222,9 @@ class AuditEntrySchema(Schema):
 
 
 class AuditQuery(Schema):
-    before = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Entry id"})
+    before = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "Entry id"}
+    )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
     target_type = fields.String(validate=validate.Length(max=40))
     target_id = fields.String(validate=validate.Length(max=100))
@@ -278,6 +284,8 @@ class TokenResource(MethodView):
     @api.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def delete(self, token_id: int) -> Any:
         """Revoke a token (it stays listed, revoked)."""
+        if token_id > MAX_ID:  # PostgreSQL would refuse to compare it (a 500)
+            return problem(404, "Not Found", f"No token {token_id}.")
         with services().db.transaction() as session:
             if token_store.revoke_audited(session, token_id) is None:
                 return problem(404, "Not Found", f"No token {token_id}.")
