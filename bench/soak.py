@@ -69,10 +69,19 @@ def workers_of(pid: int) -> list[int]:
     return sorted(children)
 
 
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for child in workers_of(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
 def memory(pid: int) -> dict[str, int]:
-    out = {"main": rss_kib(pid)}
-    for i, child in enumerate(workers_of(pid), 1):
-        out[f"worker {i} (pid {child})"] = rss_kib(child)
+    """RSS of `donations serve`, granian's main process and each worker (the leaves)."""
+    out = {"donations serve": rss_kib(pid)}
+    for child in descendants(pid):
+        kind = "worker" if not workers_of(child) else "granian main"
+        out[f"{kind} (pid {child})"] = rss_kib(child)
     return out
 
 
