@@ -1,15 +1,4 @@
-from collections.abc import Iterator
-from typing import Any
+"""Fault tests use the integration tests' live server and leave nothing behind either: every
+table is emptied (and Redis and the login throttle reset) before each."""
 
-import pytest
-
-from donations.db import Database
-from tests.conftest import empty_redis, empty_tables
-
-
-@pytest.fixture(autouse=True)
-def _clean_database(database: Database, app: Any) -> Iterator[None]:
-    empty_tables(database)
-    empty_redis()
-    app.extensions["donations"].login_limiter.reset()
-    yield
+from tests.integration.conftest import _clean_database  # noqa: F401  (autouse fixture)
