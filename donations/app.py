@@ -14,6 +14,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from donations import errors, openapi_docs
+from donations.admin.formatting import money
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
 from donations.appeals.events import EventCounter
@@ -93,6 +94,9 @@ def create_app(
         mail=MailSender(db, settings),
     )
 
+    # Money in every template (admin, account, pages): each currency as the reader's or the
+    # admin's locale writes it, never summed across currencies.
+    app.add_template_filter(money, "money")
     api = Api(app)
     from donations.admin import dashboard  # noqa: F401  (adds its pages to admin.pages)
     from donations.admin.campaign_api import api as campaign_admin_api

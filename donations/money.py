@@ -80,6 +80,19 @@ class Money:
         return f"{sign}{whole}.{frac:0{exp}d} {self.currency.upper()}"
 
 
+def major_units(minor: int, currency: str) -> Decimal:
+    """1234 usd → Decimal("12.34"); 5000 jpy → Decimal("5000") (exact: no floats)."""
+    return Decimal(int(minor)).scaleb(-exponent(currency))
+
+
+def format_money(minor: int, currency: str, locale: str) -> str:
+    """Minor units as `locale` writes that currency (Babel's CLDR data): usd 123456 →
+    "$1,234.56" in en_US, eur 123456 → "1.234,56 €" in de_DE, jpy 5000 → "¥5,000"."""
+    from babel.numbers import format_currency
+
+    return format_currency(major_units(minor, currency), currency.upper(), locale=locale)
+
+
 def ceil_div(numerator: int, denominator: int) -> int:
     """Integer ceiling of numerator/denominator for positive denominators."""
     return -(-numerator // denominator)

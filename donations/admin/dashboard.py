@@ -15,15 +15,13 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from donations.admin.auth import require_role
-from donations.admin.formatting import admin_locale, money
+from donations.admin.formatting import admin_locale
 from donations.admin.models import VIEWER
 from donations.admin.views import pages
 from donations.ledger.models import JournalEntry
 from donations.money import exponent
 from donations.reports.views import RangeQuery, resolve_range
 from donations.services import services
-
-pages.add_app_template_filter(money, "money")
 
 PRESETS = ((7, "Last 7 days"), (30, "Last 30 days"), (90, "Last 90 days"), (365, "Last 365 days"))
 

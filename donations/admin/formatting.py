@@ -3,13 +3,10 @@ Babel's CLDR data, in the admin's language. Amounts stay integers of minor units
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency
 from flask import has_request_context, request
 
-from donations.money import exponent
+from donations.money import format_money, major_units
 
 DEFAULT_LOCALE = "en_US"
 
@@ -25,19 +22,12 @@ def admin_locale() -> str:
     return DEFAULT_LOCALE
 
 
-def major_units(minor: int, currency: str) -> Decimal:
-    """1234 usd → Decimal("12.34"); 5000 jpy → Decimal("5000") (exact: no floats)."""
-    return Decimal(int(minor)).scaleb(-exponent(currency))
-
-
 def money(minor: int | None, currency: str | None, locale: str | None = None) -> str:
     """Minor units as the locale writes that currency: usd 123456 → "$1,234.56" (en_US),
     jpy 5000 → "¥5,000", eur 123456 → "1.234,56 €" (de_DE). Never summed across currencies."""
     if minor is None or not currency:
         return "—"
-    return format_currency(
-        major_units(minor, currency), currency.upper(), locale=locale or admin_locale()
-    )
+    return format_money(minor, currency, locale or admin_locale())
 
 
 def plain_major(minor: int | None, currency: str) -> str:

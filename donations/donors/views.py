@@ -26,7 +26,6 @@ from werkzeug.wrappers import Response
 
 from donations import supporters
 from donations.admin.auth import secure_cookies
-from donations.admin.formatting import money
 from donations.db import utcnow
 from donations.donors import links, service
 from donations.donors import sessions as donor_sessions
@@ -54,11 +53,6 @@ def sign_in_limiter() -> SignInLimiter:
 
     limiter: SignInLimiter = current_app.extensions[LIMITER_KEY]
     return limiter
-
-
-@bp.app_template_filter("account_money")
-def _money(minor: int | None, currency: str | None) -> str:
-    return money(minor, currency)
 
 
 @bp.after_request

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from functools import cache
@@ -20,10 +19,9 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
-from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from donations.money import exponent
+from donations.money import format_money
 from donations.paths import TEMPLATES
 
 MAIL_TEMPLATES = TEMPLATES / "mail"
@@ -110,15 +108,6 @@ def language_for(lang: str | None) -> tuple[str, str]:
         except (ValueError, UnknownLocaleError):
             locale = chosen.replace("-", "_")
     return chosen, locale
-
-
-def major_units(minor: int, currency: str) -> Decimal:
-    """2606 usd → 26.06; 5000 jpy → 5000 (exact, no floats)."""
-    return Decimal(int(minor)).scaleb(-exponent(currency))
-
-
-def format_money(minor: int, currency: str, locale: str) -> str:
-    return format_currency(major_units(minor, currency), currency.upper(), locale=locale)
 
 
 class Words:
