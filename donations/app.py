@@ -22,6 +22,7 @@ from donations.appeals.fastpath import PATH as FAST_APPEAL_PATH
 from donations.appeals.fastpath import FastAppeal
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
+from donations.donors.ratelimit import SignInLimiter
 from donations.mail.sender import MailSender
 from donations.observability import Instrumented
 from donations.observability import install as install_observability
@@ -91,6 +92,7 @@ def create_app(
         appeals=SnapshotStore(db),
         events=EventCounter(db, settings.redis_url),
         login_limiter=LoginLimiter(settings.redis_url),
+        sign_in_limiter=SignInLimiter(settings.redis_url),
         mail=MailSender(db, settings),
     )
 

@@ -10,6 +10,7 @@ from donations.admin.ratelimit import LoginLimiter
 from donations.appeals.events import EventCounter
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
+from donations.donors.ratelimit import SignInLimiter
 from donations.mail.sender import MailSender
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
@@ -23,6 +24,7 @@ class Services:
     appeals: SnapshotStore
     events: EventCounter
     login_limiter: LoginLimiter
+    sign_in_limiter: SignInLimiter  # donors asking for sign-in links
     mail: MailSender
 
     @property

@@ -29,30 +29,15 @@ from donations.admin.auth import secure_cookies
 from donations.db import utcnow
 from donations.donors import links, service
 from donations.donors import sessions as donor_sessions
-from donations.donors.ratelimit import SignInLimiter
 from donations.money import exponent
 from donations.services import services
 from donations.stripe_gateway import GatewayError, PaymentDeclined
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 F = TypeVar("F", bound=Callable[..., Any])
-LIMITER_KEY = "donations.donor_sign_in_limiter"
 SUB_ID = re.compile(r"^sub_[A-Za-z0-9]{1,60}$")
 CONTRIBUTION_ID = re.compile(r"^ctb_[0-9a-f]{24}$")
 EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
-
-
-@bp.record_once
-def _limiter(state: Any) -> None:
-    settings = state.app.extensions["donations"].settings
-    state.app.extensions[LIMITER_KEY] = SignInLimiter(settings.redis_url)
-
-
-def sign_in_limiter() -> SignInLimiter:
-    from flask import current_app
-
-    limiter: SignInLimiter = current_app.extensions[LIMITER_KEY]
-    return limiter
 
 
 @bp.after_request
@@ -63,14 +48,6 @@ def _private(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
-
-
-def _wake_mail() -> None:
-    """Ask the mail sender to deliver now (it polls the outbox anyway)."""
-    mail = getattr(services(), "mail", None)
-    wake = getattr(mail, "wake", None)
-    if callable(wake):
-        wake()
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
@@ -142,7 +119,7 @@ def request_link() -> Response:
         return _with_form_csrf(
             "account/sign_in.html", 422, error="Enter the email address you gave with."
         )
-    verdict = sign_in_limiter().attempt(email, request.remote_addr or "unknown")
+    verdict = services().sign_in_limiter.attempt(email, request.remote_addr or "unknown")
     if not verdict.allowed:
         # Every request is counted, known email or not: a 429 reveals nothing.
         response = _page("account/check_inbox.html", 429, retry_after=verdict.retry_after)
@@ -157,7 +134,6 @@ def request_link() -> Response:
             base_url=s.settings.public_base_url,
             now=utcnow(),
         )
-    _wake_mail()
     return _page("account/check_inbox.html", retry_after=None)
 
 
@@ -301,7 +277,6 @@ def _change(fn: Callable[[Any], str]) -> Response:
             "We could not reach our payment provider. Nothing was changed; please try again.",
             "error",
         )
-    _wake_mail()
     return _done(message)
 
 

@@ -20,6 +20,7 @@ def _clean_database(database: Database, app: Any) -> Iterator[None]:
     empty_tables(database)
     empty_redis()
     app.extensions["donations"].login_limiter.reset()
+    app.extensions["donations"].sign_in_limiter.reset()
     yield
 
 

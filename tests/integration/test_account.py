@@ -17,7 +17,6 @@ from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import new_id, utcnow
 from donations.donors import links
 from donations.donors.models import DonorLink, DonorSession
-from donations.donors.views import LIMITER_KEY
 from donations.ledger import accounts as a
 from donations.ledger import journal, postings
 from donations.mail.models import OutboxEmail
@@ -30,7 +29,7 @@ UNKNOWN = "nobody-here@example.org"
 
 @pytest.fixture(autouse=True)
 def _fresh_limits(app: Any) -> None:
-    app.extensions[LIMITER_KEY].reset()
+    app.extensions["donations"].sign_in_limiter.reset()
 
 
 def csrf_of(html: str) -> str:
