@@ -27,7 +27,7 @@ from donations.mail.sender import MailSender
 from donations.observability import Instrumented
 from donations.observability import install as install_observability
 from donations.paths import STATIC, TEMPLATES
-from donations.security import NoSniff, install_headers, install_rate_limits
+from donations.security import install_headers, install_rate_limits
 from donations.services import Services
 from donations.settings import Settings
 from donations.stripe_gateway import StripeGateway
@@ -147,7 +147,7 @@ def create_app(
     install_observability(app, app.extensions["donations"])
     install_rate_limits(app, settings)
     install_headers(app, settings)
-    wsgi = NoSniff(FastAppeal(app, app.extensions["donations"]))
+    wsgi = FastAppeal(app, app.extensions["donations"])
     if settings.trusted_proxies:
         # The real client address and scheme from the proxies' X-Forwarded-For/-Proto: every
         # limiter (checkout, admin login, donor sign-in) reads request.remote_addr.

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -244,19 +244,3 @@ def install_headers(app: Flask, settings: Settings) -> None:
             if not request.path.startswith("/embed/"):
                 headers.setdefault("X-Frame-Options", "DENY")
         return response
-
-
-class NoSniff:
-    """WSGI: nosniff on the answers made before Flask (the appeal fast path) too."""
-
-    def __init__(self, wsgi_app: Any) -> None:
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if not any(k.lower() == "x-content-type-options" for k, _ in headers):
-                headers.append(("X-Content-Type-Options", "nosniff"))
-            return start_response(status, headers, exc_info)
-
-        result: Iterable[bytes] = self.wsgi_app(environ, start)
-        return result

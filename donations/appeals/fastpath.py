@@ -60,6 +60,7 @@ class FastAppeal:
         headers = [
             ("Cache-Control", CACHE_CONTROL),
             ("Vary", self._vary),
+            ("X-Content-Type-Options", "nosniff"),  # Flask's answers get it in security.py
             ("X-Request-ID", incoming if REQUEST_ID.match(incoming) else secrets.token_hex(16)),
         ]
         origin = environ.get("HTTP_ORIGIN")
