@@ -6,7 +6,6 @@ Every view under /admin and /api/v1/admin is wrapped in `require_role`; there is
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, g, redirect, request, url_for
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -28,6 +27,7 @@ from donations.admin.tokens import bearer_token
 from donations.csrf import DoubleSubmit, same_token
 from donations.db import utcnow
 from donations.services import services
+from donations.sessions import ServerSessions
 from donations.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # argon2id with the library's (RFC 9106 "low memory") defaults.
 hasher = PasswordHasher()
-# Verified for unknown emails too, so a login takes as long whether or not the account exists.
-_DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified for unknown emails too, so a login takes as long whether or not the account
+    exists. Made at the first login, not at import (an argon2 hash costs 64 MiB and ~50 ms)."""
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 class PasswordTooShort(ValueError):
@@ -83,7 +88,7 @@ def create_user(session: Session, email: str, password: str, role: str) -> Admin
 def check_password(session: Session, email: str, password: str) -> AdminUser | None:
     """The active user with this email and password, else None (in about the same time)."""
     user = session.scalar(select(AdminUser).where(AdminUser.email == normalize_email(email)))
-    stored = user.password_hash if user is not None else _DUMMY_HASH
+    stored = user.password_hash if user is not None else _dummy_hash()
     try:
         hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
@@ -95,49 +100,25 @@ def check_password(session: Session, email: str, password: str) -> AdminUser | N
     return user
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+# Staff sessions: the cookie covers the whole site (admin pages and the admin API).
+STAFF_SESSIONS = ServerSessions(AdminSession, SESSION_COOKIE, "/", SESSION_IDLE, SESSION_LIFETIME)
 
 
 def start_session(session: Session, user: AdminUser) -> str:
     """A new server-side session for this user; returns the cookie value (seen only here)."""
     now = utcnow()
-    secret = secrets.token_urlsafe(32)
-    session.add(
-        AdminSession(
-            id=_digest(secret),
-            user_id=user.id,
-            csrf_token=secrets.token_urlsafe(32),
-            created_at=now,
-            last_seen_at=now,
-            expires_at=min(now + SESSION_IDLE, now + SESSION_LIFETIME),
-        )
-    )
     user.last_login_at = now
-    # Housekeeping: sessions past their expiry are of no use to anyone.
-    session.execute(delete(AdminSession).where(AdminSession.expires_at < now))
-    session.flush()
-    return secret
+    return STAFF_SESSIONS.start(session, now, user_id=user.id)
 
 
 def end_session(session: Session, cookie_value: str) -> None:
-    session.execute(delete(AdminSession).where(AdminSession.id == _digest(cookie_value)))
+    STAFF_SESSIONS.end(session, cookie_value)
 
 
 def load_session(session: Session, cookie_value: str) -> AdminSession | None:
-    now = utcnow()
-    found = session.get(AdminSession, _digest(cookie_value))
-    if found is None or found.expires_at <= now or found.user.disabled_at is not None:
-        return None
-    if now - found.last_seen_at > timedelta(minutes=1):  # slide the idle window, not every hit
-        session.execute(
-            update(AdminSession)
-            .where(AdminSession.id == found.id)
-            .values(
-                last_seen_at=now,
-                expires_at=min(now + SESSION_IDLE, found.created_at + SESSION_LIFETIME),
-            )
-        )
+    found: AdminSession | None = STAFF_SESSIONS.load(
+        session, cookie_value, utcnow(), lambda row: row.user.disabled_at is None
+    )
     return found
 
 
@@ -244,21 +225,11 @@ def secure_cookies() -> bool:
 
 
 def set_session_cookie(response: Response, value: str) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        value,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
-        secure=secure_cookies(),
-        httponly=True,
-        samesite="Lax",
-        path="/",
-    )
+    STAFF_SESSIONS.set_cookie(response, value, secure=secure_cookies())
 
 
 def clear_session_cookie(response: Response) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", secure=secure_cookies(), httponly=True, samesite="Lax"
-    )
+    STAFF_SESSIONS.clear_cookie(response, secure=secure_cookies())
 
 
 # The login form has no session yet: a double-submit cookie, sent back only to the form.

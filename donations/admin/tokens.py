@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -16,13 +15,10 @@ from sqlalchemy.orm import Session
 from donations.admin import audit
 from donations.admin.models import EDITOR, ROLES, AdminToken
 from donations.db import utcnow
+from donations.sessions import digest
 
 PREFIX = "dnt_"
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(
