@@ -166,8 +166,11 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings, database: Database) -> Any:
-    return create_app(settings, database=database)
+def app(settings: Settings, database: Database) -> Iterator[Any]:
+    app = create_app(settings, database=database)
+    yield app
+    # Its mail sender polls in a thread: stop it before the suite's database is dropped.
+    app.extensions["donations"].mail.close()
 
 
 @pytest.fixture(scope="session")
