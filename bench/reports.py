@@ -48,6 +48,18 @@ VARIANTS = ("control", "b", "c")
 DAYS = 365
 
 
+def same_currency(contra: str, amount: int, currency: str) -> postings.Lines:
+    """Money returned to a donor of a newsroom settled in the donor's currency."""
+    return postings.returned(
+        contra,
+        amount,
+        currency=currency,
+        settled=amount,
+        at_rate=amount,
+        settlement_currency=currency,
+    )
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -166,9 +178,17 @@ def ledger_rows(n: int, today: date, rng: random.Random) -> Iterator[Rows]:
                     kind,
                     f"payment:ch_{i}",
                     created,
-                    postings.payment(total, amount, covered, recurring=frequency != "one_off"),
+                    postings.payment(
+                        total,
+                        amount,
+                        covered,
+                        currency=currency,
+                        settled=total,
+                        settlement_currency=currency,
+                        recurring=frequency != "one_off",
+                    ),
                 ),
-                (a.STRIPE_FEE, f"fee:txn_{i}", created, postings.stripe_fee(fee)),
+                (a.STRIPE_FEE, f"fee:txn_{i}", created, postings.stripe_fee(fee, currency)),
             ]
             if status == "refunded":
                 booked.append(
@@ -176,7 +196,7 @@ def ledger_rows(n: int, today: date, rng: random.Random) -> Iterator[Rows]:
                         a.REFUND,
                         f"refund:re_{i}",
                         created + timedelta(days=3),
-                        postings.refund(total),
+                        same_currency(a.REFUNDS, total, currency),
                     )
                 )
             elif status == "disputed":
@@ -185,7 +205,7 @@ def ledger_rows(n: int, today: date, rng: random.Random) -> Iterator[Rows]:
                         a.DISPUTE,
                         f"dispute:dp_{i}",
                         created + timedelta(days=9),
-                        postings.dispute(total),
+                        same_currency(a.DISPUTES, total, currency),
                     )
                 )
             for kind_, key, when, lines in booked:
@@ -204,14 +224,14 @@ def ledger_rows(n: int, today: date, rng: random.Random) -> Iterator[Rows]:
                         "created_at": when,
                     }
                 )
-                for account, value in lines:
+                for account, line_currency, value in lines:
                     line_id += 1
                     rows.lines.append(
                         {
                             "id": line_id,
                             "entry_id": entry_id,
                             "account": account,
-                            "currency": currency,
+                            "currency": line_currency,
                             "amount": value,
                         }
                     )

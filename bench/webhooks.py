@@ -62,7 +62,7 @@ from donations.cli import DEFAULT_BLOCKING_THREADS, DEFAULT_WORKERS
 from donations.db import make_engine
 from donations.emulator import LocalStripe, port_open
 from donations.settings import DEV_STRIPE_PUBLISHABLE_KEY, DEV_STRIPE_SECRET_KEY
-from donations.stripe_gateway import StripeGateway
+from donations.stripe import StripeGateway
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STRIPE_PORT = 8421

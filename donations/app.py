@@ -30,7 +30,7 @@ from donations.paths import STATIC, TEMPLATES
 from donations.security import install_headers, install_rate_limits
 from donations.services import Services
 from donations.settings import Settings
-from donations.stripe_gateway import StripeGateway
+from donations.stripe import StripeGateway, gateway_from_settings
 
 READER_API = r"/api/v1/(appeal|events|contributions.*)"
 
@@ -88,7 +88,7 @@ def create_app(
     app.extensions["donations"] = Services(
         settings=settings,
         db=db,
-        gateway=gateway or StripeGateway.from_settings(settings),
+        gateway=gateway or gateway_from_settings(settings),
         appeals=SnapshotStore(db),
         events=EventCounter(db, settings.redis_url),
         login_limiter=LoginLimiter(settings.redis_url),

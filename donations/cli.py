@@ -122,14 +122,14 @@ def create_admin(email: str, role: str, password_stdin: bool) -> None:
 )
 @click.option("--apply", "apply_", is_flag=True, help="Book what is missing.")
 def reconcile(since: datetime, apply_: bool) -> None:
-    """Compare Stripe's events and balance transactions with the ledger."""
+    """Compare Stripe's balance transactions since a date with the ledger, by their net."""
     from donations.db import Database
     from donations.ledger.reconcile import reconcile as run
-    from donations.stripe_gateway import GatewayError, StripeGateway
+    from donations.stripe import GatewayError, gateway_from_settings
 
     settings = _settings()
     database = Database(settings.database_url)
-    gateway = StripeGateway.from_settings(settings)
+    gateway = gateway_from_settings(settings)
     click.echo(
         f"reconciling since {since:%Y-%m-%d} (UTC){' and applying' if apply_ else ''}", err=True
     )
@@ -149,8 +149,8 @@ def reconcile(since: datetime, apply_: bool) -> None:
         mark = "FIXED" if diff.fixed else "DIFF "
         click.echo(f"{mark} {diff.what}: {diff.stripe_id} ({diff.detail})")
     click.echo(
-        f"{report.events_seen} events and {report.transactions_seen} balance transactions "
-        f"checked; {len(report.differences)} difference(s), "
+        f"{report.transactions_seen} balance transactions checked; "
+        f"{len(report.differences)} difference(s), "
         f"{len(report.unresolved)} unresolved",
         err=True,
     )
@@ -409,7 +409,7 @@ def erase_donor(email: str, yes: bool) -> None:
     """Erase the donor with EMAIL here and at Stripe, keeping the amounts the books need."""
     from donations import privacy
     from donations.db import Database
-    from donations.stripe_gateway import GatewayError, StripeGateway
+    from donations.stripe import GatewayError, gateway_from_settings
 
     settings = _settings()
     if not yes:
@@ -421,7 +421,7 @@ def erase_donor(email: str, yes: bool) -> None:
     database = Database(settings.database_url)
     try:
         with database.transaction() as session:
-            done = privacy.erase_donor(session, StripeGateway.from_settings(settings), email)
+            done = privacy.erase_donor(session, gateway_from_settings(settings), email)
     except privacy.DonorNotFound as exc:
         raise click.ClickException(str(exc)) from exc
     except GatewayError as exc:

@@ -47,6 +47,7 @@ def run(*, port: int, stripe_port: int) -> None:
         **os.environ,
         "DONATIONS_ENV": "development",
         "STRIPE_API_BASE": stripe_base,
+        "STRIPE_EMULATOR": "localstripe",
         "PUBLIC_BASE_URL": base,
     }
     env.pop("STRIPE_JS_URL", None)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from donations.checkout.service import CheckoutError
-from donations.stripe_gateway import GatewayError
+from donations.stripe import GatewayError
 
 log = logging.getLogger(__name__)
 

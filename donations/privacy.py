@@ -22,7 +22,7 @@ from donations.db import utcnow
 from donations.donors.models import DonorLink, DonorSession
 from donations.ledger.models import JournalEntry
 from donations.mail.models import OutboxEmail
-from donations.stripe_gateway import StripeGateway
+from donations.stripe import StripeGateway
 
 # Retention (README, "Privacy and retention"): sent messages are kept this long for support
 # questions ("did my receipt go out?"), without their bodies, which are never stored.

@@ -13,7 +13,7 @@ from donations.db import Database
 from donations.donors.ratelimit import SignInLimiter
 from donations.mail.sender import MailSender
 from donations.settings import Settings
-from donations.stripe_gateway import StripeGateway
+from donations.stripe import StripeGateway
 
 
 @dataclass

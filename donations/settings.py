@@ -20,7 +20,9 @@ DEV_SECRET_KEY = "dev-secret-key-do-not-use-in-production"  # noqa: S105 - a kno
 DEV_STRIPE_SECRET_KEY = "sk_test_donations_dev"  # noqa: S105
 DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_donations_dev"
 DEV_WEBHOOK_SECRET = "whsec_donations_dev"  # noqa: S105
-LOCALSTRIPE_BASE = "http://127.0.0.1:8420"
+STRIPE_JS = "https://js.stripe.com/v3/"
+# Emulators whose dialect the Stripe adapter speaks (donations/stripe/localstripe.py).
+STRIPE_EMULATORS = ("localstripe",)
 CAPTCHA_VERIFY_URLS = {
     "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
     "recaptcha": "https://www.google.com/recaptcha/api/siteverify",
@@ -51,8 +53,12 @@ class Settings:
     stripe_secret_key: str = DEV_STRIPE_SECRET_KEY
     stripe_publishable_key: str = DEV_STRIPE_PUBLISHABLE_KEY
     stripe_webhook_secrets: tuple[str, ...] = (DEV_WEBHOOK_SECRET,)
-    stripe_api_base: str | None = LOCALSTRIPE_BASE
-    stripe_js_url: str = LOCALSTRIPE_BASE + "/js.stripe.com/v3/"
+    # Unset: Stripe itself. Any other address is spoken to in Stripe's API at the SDK's pinned
+    # version (a stand-in, stripe-mock, a recording proxy) unless `stripe_emulator` says
+    # which emulator answers there.
+    stripe_api_base: str | None = None
+    stripe_emulator: str | None = None
+    stripe_js_url: str = STRIPE_JS
     public_base_url: str = "http://127.0.0.1:8000"
     allowed_origins: tuple[str, ...] = ()
     currencies: Mapping[str, CurrencyRule] = field(default_factory=default_currency_rules)
@@ -115,8 +121,8 @@ class Settings:
 
     @property
     def uses_stripe_emulator(self) -> bool:
-        """True when Stripe calls go to a local emulator rather than Stripe itself."""
-        return self.stripe_api_base is not None
+        """True when an emulator answers Stripe calls (STRIPE_EMULATOR): its quirks apply."""
+        return self.stripe_emulator is not None
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -139,9 +145,17 @@ class Settings:
             value = env.get(key)
             return value.strip() if value and value.strip() else default
 
-        api_base = get("STRIPE_API_BASE", None if production else LOCALSTRIPE_BASE)
+        api_base = get("STRIPE_API_BASE", None)
+        emulator = get("STRIPE_EMULATOR", None)
+        if emulator is not None and emulator not in STRIPE_EMULATORS:
+            raise ConfigurationError(
+                f"STRIPE_EMULATOR must be one of {', '.join(STRIPE_EMULATORS)} (or unset)"
+            )
+        if emulator is not None and api_base is None:
+            raise ConfigurationError("STRIPE_EMULATOR needs STRIPE_API_BASE: where it listens")
+        # localstripe serves a Stripe.js stand-in of its own; anything else uses Stripe's.
         js_default = (
-            api_base.rstrip("/") + "/js.stripe.com/v3/" if api_base else "https://js.stripe.com/v3/"
+            api_base.rstrip("/") + "/js.stripe.com/v3/" if emulator and api_base else STRIPE_JS
         )
         secrets_raw = get("STRIPE_WEBHOOK_SECRET", None if production else DEV_WEBHOOK_SECRET)
         settings = cls(
@@ -161,6 +175,7 @@ class Settings:
                 s.strip() for s in (secrets_raw or "").split(",") if s.strip()
             ),
             stripe_api_base=api_base,
+            stripe_emulator=emulator,
             stripe_js_url=get("STRIPE_JS_URL", js_default) or js_default,
             public_base_url=(get("PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "").rstrip("/"),
             allowed_origins=tuple(

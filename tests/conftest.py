@@ -137,6 +137,7 @@ def settings(database_url: str, localstripe: LocalStripe, tmp_path_factory) -> S
         # Two secrets, as during a rotation: either verifies.
         stripe_webhook_secrets=(OLD_WEBHOOK_SECRET, WEBHOOK_SECRET),
         stripe_api_base=localstripe.base,
+        stripe_emulator="localstripe",
         stripe_js_url=f"{localstripe.base}/js.stripe.com/v3/",
         redis_url=os.environ.get("REDIS_URL") or None,
         instance_path=Path(tmp_path_factory.mktemp("instance")),

@@ -20,7 +20,7 @@ from donations.admin.models import EDITOR
 from donations.admin.views import NAV, pages
 from donations.errors import problem
 from donations.services import services
-from donations.stripe_gateway import GatewayError
+from donations.stripe import GatewayError
 
 api = ApiBlueprint(
     "donors_admin",

@@ -13,15 +13,19 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from donations.db import Base, utcnow
 
-# Forward-only order of a contribution's status: a late or replayed event never moves it back.
+# Where a contribution stands. Before it is paid the status only moves forward
+# (pending → canceled → failed: a decline says more than a cancellation); once paid it follows
+# the money in the books (`ledger.booking.settle_status`) and never returns to an unpaid one.
+UNPAID_STATUSES = ("pending", "canceled", "failed")
+PAID_STATUSES = ("succeeded", "partially_refunded", "refunded", "disputed")
 STATUS_RANK = {
     "pending": 0,
-    "failed": 1,
     "canceled": 1,
-    "succeeded": 2,
+    "failed": 2,
+    "succeeded": 3,
     "partially_refunded": 3,
-    "refunded": 4,
-    "disputed": 5,
+    "refunded": 3,
+    "disputed": 3,
 }
 FREQUENCIES = ("one_off", "monthly", "annual")
 INTERVALS = {"monthly": "month", "annual": "year"}
@@ -80,8 +84,13 @@ class Contribution(Base):
     def is_recurring(self) -> bool:
         return self.frequency != "one_off"
 
+    @property
+    def is_paid(self) -> bool:
+        return self.status in PAID_STATUSES
+
     def advance(self, status: str) -> bool:
-        """Move the status forward only; answers whether it changed."""
+        """Move an unpaid status forward only (a paid one is settled from the books);
+        answers whether it changed."""
         if STATUS_RANK[status] > STATUS_RANK[self.status]:
             self.status = status
             return True

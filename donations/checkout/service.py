@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from donations.checkout.models import INTERVALS, Contribution, Donor, Subscription
 from donations.db import new_id
 from donations.money import CurrencyRule
-from donations.stripe_gateway import PaymentDeclined, PaymentIntent, StripeGateway
+from donations.stripe import PaymentDeclined, StripeGateway
+from donations.stripe.facts import PaymentIntent
 
 UNPAID_SUBSCRIPTION = frozenset({"incomplete", "incomplete_expired", "past_due", "unpaid"})
 ATTRIBUTION_FIELDS = ("article", "campaign", "variant", "placement", "impression")

@@ -21,11 +21,12 @@ from donations.checkout.models import INTERVALS, Contribution, Donor, Subscripti
 from donations.checkout.service import stripe_metadata
 from donations.db import utcnow
 from donations.ledger import accounts
+from donations.ledger.booking import apply_subscription_state
 from donations.ledger.models import JournalEntry, JournalLine
 from donations.mail.outbox import enqueue
 from donations.money import CurrencyRule
-from donations.stripe_gateway import Card, StripeGateway
-from donations.webhooks.handlers import apply_subscription_state
+from donations.stripe import StripeGateway
+from donations.stripe.facts import Card
 
 PAID = ("succeeded", "partially_refunded", "refunded", "disputed")
 LIVE = ("active", "trialing", "past_due")
@@ -144,16 +145,20 @@ class Statement:
 
 
 def _donor_entries(donor_id: str) -> Any:
-    """Ledger lines on the Stripe balance of this donor's payments, refunds and disputes."""
+    """This donor's payments, refunds and disputes with their amounts in the donor's currency
+    (what they were charged or got back: the entry's lines on the donor-facing accounts)."""
+    amount = -func.sum(JournalLine.amount)
     return (
-        select(JournalEntry, JournalLine.amount)
+        select(JournalEntry, amount.label("amount"))
         .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
         .join(Contribution, Contribution.id == JournalEntry.contribution_id)
         .where(
             Contribution.donor_id == donor_id,
             JournalEntry.kind.in_(list(STATEMENT_KINDS)),
-            JournalLine.account == accounts.STRIPE_BALANCE,
+            JournalLine.account.in_(accounts.DONOR_ACCOUNTS),
+            JournalLine.currency == JournalEntry.currency,
         )
+        .group_by(JournalEntry.id)
     )
 
 

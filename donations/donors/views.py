@@ -31,7 +31,7 @@ from donations.donors import links, service
 from donations.donors import sessions as donor_sessions
 from donations.money import exponent
 from donations.services import services
-from donations.stripe_gateway import GatewayError, PaymentDeclined
+from donations.stripe import GatewayError, PaymentDeclined
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 F = TypeVar("F", bound=Callable[..., Any])

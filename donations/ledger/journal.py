@@ -9,17 +9,25 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from donations.ledger import rollups
+from donations.ledger.accounts import STRIPE_BALANCE
 from donations.ledger.models import JournalEntry, JournalLine
 from donations.ledger.postings import Lines
-from donations.reports import rollups
 
 
 class UnbalancedEntry(ValueError):
-    """An entry whose lines do not sum to zero."""
+    """An entry whose lines do not sum to zero in some currency."""
 
 
 def is_posted(session: Session, key: str) -> bool:
     return session.scalar(select(JournalEntry.id).where(JournalEntry.key == key)) is not None
+
+
+def unbalanced_currencies(lines: Lines) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for _, currency, amount in lines:
+        totals[currency] += amount
+    return {currency: total for currency, total in totals.items() if total != 0}
 
 
 def post(
@@ -33,19 +41,22 @@ def post(
     lines: Lines,
     contribution_id: str | None = None,
     event_id: str | None = None,
+    balance_transaction_id: str | None = None,
     memo: str = "",
 ) -> bool:
-    """Post one balanced entry unless an entry with this key exists; answers whether it posted.
+    """Post one entry, balanced in every currency, unless one with this key exists; answers
+    whether it posted.
 
     The unique key makes concurrent posts of the same Stripe object safe: the loser's insert
     fails inside a savepoint and the entry counts as already posted.
     """
     if not lines:
         return False
-    if sum(amount for _, amount in lines) != 0:
-        raise UnbalancedEntry(f"entry {key} does not balance: {lines}")
-    if any(not isinstance(amount, int) for _, amount in lines):
+    if any(not isinstance(amount, int) or isinstance(amount, bool) for *_, amount in lines):
         raise TypeError("journal amounts are integers of minor units")
+    off = unbalanced_currencies(lines)
+    if off:
+        raise UnbalancedEntry(f"entry {key} does not balance in {off}: {lines}")
     if is_posted(session, key):
         return False
     entry = JournalEntry(
@@ -54,10 +65,11 @@ def post(
         currency=currency,
         occurred_at=occurred_at,
         stripe_object_id=stripe_object_id,
+        balance_transaction_id=balance_transaction_id,
         contribution_id=contribution_id,
         event_id=event_id,
         memo=memo[:200],
-        lines=[JournalLine(account=acc, currency=currency, amount=amt) for acc, amt in lines],
+        lines=[JournalLine(account=acc, currency=cur, amount=amt) for acc, cur, amt in lines],
     )
     try:
         with session.begin_nested():
@@ -89,6 +101,34 @@ def account_total(
     if contribution_id is not None:
         query = query.join(JournalEntry).where(JournalEntry.contribution_id == contribution_id)
     return int(session.scalar(query) or 0)
+
+
+def contribution_totals(session: Session, contribution_id: str) -> dict[tuple[str, str], int]:
+    """Every account's total for one contribution's entries, by (account, currency)."""
+    rows = session.execute(
+        select(JournalLine.account, JournalLine.currency, func.sum(JournalLine.amount))
+        .join(JournalEntry)
+        .where(JournalEntry.contribution_id == contribution_id)
+        .group_by(JournalLine.account, JournalLine.currency)
+    ).all()
+    return {(account, currency): int(total) for account, currency, total in rows}
+
+
+def balance_transaction_net(session: Session, txn_id: str) -> int | None:
+    """How much the books moved the Stripe balance for one balance transaction (None when
+    nothing is booked against it)."""
+    row = session.execute(
+        select(
+            func.count(JournalEntry.id.distinct()), func.coalesce(func.sum(JournalLine.amount), 0)
+        )
+        .select_from(JournalEntry)
+        .outerjoin(
+            JournalLine,
+            (JournalLine.entry_id == JournalEntry.id) & (JournalLine.account == STRIPE_BALANCE),
+        )
+        .where(JournalEntry.balance_transaction_id == txn_id)
+    ).one()
+    return int(row[1]) if row[0] else None
 
 
 def trial_balance(session: Session) -> tuple[list[dict[str, object]], bool]:

@@ -17,9 +17,14 @@ class JournalEntry(Base):
     # Unique on the Stripe object that caused it, e.g. "payment:ch_…", "refund:re_…".
     key: Mapped[str] = mapped_column(String(120), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
+    # The currency it happened in: the donor's for gifts, refunds and disputes, the
+    # settlement currency for fees and payouts. Each line has its own (an entry may span two).
     currency: Mapped[str] = mapped_column(String(3))
     occurred_at: Mapped[datetime]  # when it happened at Stripe; reports use its UTC day
     stripe_object_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The balance transaction whose money this entry books (txn_…), if it moves Stripe's
+    # balance: reconcile compares each transaction's `net` with its entries' balance lines.
+    balance_transaction_id: Mapped[str | None] = mapped_column(String(64), index=True)
     contribution_id: Mapped[str | None] = mapped_column(ForeignKey("contributions.id"), index=True)
     event_id: Mapped[str | None] = mapped_column(String(64))
     memo: Mapped[str] = mapped_column(String(200), default="")

@@ -1,17 +1,37 @@
-"""Posting rules: which accounts move, and by how much, for each thing that happens at Stripe.
+"""Posting rules: which accounts move, in which currency and by how much, for each thing
+that happens at Stripe.
 
-Pure functions over integers; `journal.post` checks that what they return balances.
+Pure functions over integers of minor units; `journal.post` checks that what they return
+balances in every currency. A line is (account, currency, amount), debit > 0.
+
+Money the donor gave or got back is in the donor's currency (the charge's); money in Stripe's
+balance is in the settlement currency, exactly as the balance transaction says (`amount`,
+`fee`, `net`). `clearing:exchange` carries each amount across: a payment clears at the rate
+Stripe used for it, and what later flows (refunds, disputes) clear at that same rate, so any
+gain or loss from converting them at another rate is booked to `expenses:exchange_differences`.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from decimal import ROUND_HALF_EVEN, Decimal
+
 from donations.ledger import accounts as a
 
-Lines = list[tuple[str, int]]
+Line = tuple[str, str, int]
+Lines = list[Line]
 
 
-def _nonzero(lines: Lines) -> Lines:
-    return [(account, amount) for account, amount in lines if amount != 0]
+def merged(lines: Lines) -> Lines:
+    """Lines with the same account and currency summed; zero lines dropped (the clearing
+    lines of a payment settled in its own currency cancel out)."""
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    order: list[tuple[str, str]] = []
+    for account, currency, amount in lines:
+        if (account, currency) not in totals:
+            order.append((account, currency))
+        totals[(account, currency)] += amount
+    return [(acc, cur, totals[(acc, cur)]) for acc, cur in order if totals[(acc, cur)] != 0]
 
 
 def split_charge(charged: int, expected_total: int, gift: int, fee_covered: int) -> tuple[int, int]:
@@ -25,40 +45,111 @@ def split_charge(charged: int, expected_total: int, gift: int, fee_covered: int)
     return charged, 0
 
 
-def payment(charged: int, gift: int, fee_covered: int, *, recurring: bool) -> Lines:
-    """Money in: the balance grows by the charge; income is the gift plus the covered fee."""
+def at_payment_rate(part: int, charged: int, settled: int) -> int:
+    """`part` of a charge (donor's currency) in the settlement currency at the rate Stripe
+    used for the payment itself: settled × part / charged, rounded half to even."""
+    if charged <= 0 or part == charged:
+        return settled if part == charged else 0
+    value = Decimal(settled) * Decimal(part) / Decimal(charged)
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def payment(
+    charged: int,
+    gift: int,
+    fee_covered: int,
+    *,
+    currency: str,
+    settled: int,
+    settlement_currency: str,
+    recurring: bool,
+) -> Lines:
+    """Money in: the Stripe balance grows by the charge as settled (before fees); income is
+    the gift plus the covered fee, in the donor's currency."""
     if gift + fee_covered != charged:
         raise ValueError("gift + covered fee must equal the charged amount")
     income = a.GIFTS_RECURRING if recurring else a.GIFTS_ONE_OFF
-    return _nonzero([(a.STRIPE_BALANCE, charged), (income, -gift), (a.COVERED_FEES, -fee_covered)])
+    return merged(
+        [
+            (a.STRIPE_BALANCE, settlement_currency, settled),
+            (a.EXCHANGE_CLEARING, settlement_currency, -settled),
+            (a.EXCHANGE_CLEARING, currency, charged),
+            (income, currency, -gift),
+            (a.COVERED_FEES, currency, -fee_covered),
+        ]
+    )
 
 
-def stripe_fee(fee: int) -> Lines:
-    """Stripe's processing fee (negative when Stripe gives a fee back)."""
-    return _nonzero([(a.STRIPE_FEES, fee), (a.STRIPE_BALANCE, -fee)])
+def stripe_fee(fee: int, currency: str) -> Lines:
+    """Stripe's fee on a balance transaction (negative when Stripe gives a fee back)."""
+    return merged([(a.STRIPE_FEES, currency, fee), (a.STRIPE_BALANCE, currency, -fee)])
 
 
-def refund(amount: int) -> Lines:
-    return _nonzero([(a.REFUNDS, amount), (a.STRIPE_BALANCE, -amount)])
+def returned(
+    contra: str,
+    amount: int,
+    *,
+    currency: str,
+    settled: int,
+    at_rate: int,
+    settlement_currency: str,
+) -> Lines:
+    """Money given back to the donor (a refund, a dispute's withdrawal): `amount` in their
+    currency; `settled` is what left the Stripe balance (positive), `at_rate` the same amount
+    at the payment's rate; the difference is an exchange loss (or gain)."""
+    return merged(
+        [
+            (contra, currency, amount),
+            (a.EXCHANGE_CLEARING, currency, -amount),
+            (a.EXCHANGE_CLEARING, settlement_currency, at_rate),
+            (a.EXCHANGE_DIFFERENCES, settlement_currency, settled - at_rate),
+            (a.STRIPE_BALANCE, settlement_currency, -settled),
+        ]
+    )
 
 
-def refund_reversal(amount: int) -> Lines:
-    """A refund that failed after it was booked puts the money back."""
-    return _nonzero([(a.STRIPE_BALANCE, amount), (a.REFUNDS, -amount)])
+def returned_back(
+    contra: str,
+    amount: int,
+    *,
+    currency: str,
+    settled: int,
+    at_rate: int,
+    settlement_currency: str,
+) -> Lines:
+    """The reverse: a refund that failed, a dispute won: `settled` came back (positive)."""
+    return merged(
+        [
+            (a.STRIPE_BALANCE, settlement_currency, settled),
+            (a.EXCHANGE_DIFFERENCES, settlement_currency, at_rate - settled),
+            (a.EXCHANGE_CLEARING, settlement_currency, -at_rate),
+            (a.EXCHANGE_CLEARING, currency, amount),
+            (contra, currency, -amount),
+        ]
+    )
 
 
-def dispute(amount: int) -> Lines:
-    return _nonzero([(a.DISPUTES, amount), (a.STRIPE_BALANCE, -amount)])
+def payout(amount: int, currency: str) -> Lines:
+    """A payout leaves the Stripe balance; it is in transit until the bank has it."""
+    return merged([(a.PAYOUTS_IN_TRANSIT, currency, amount), (a.STRIPE_BALANCE, currency, -amount)])
 
 
-def dispute_reversal(amount: int) -> Lines:
-    """A dispute won: the disputed amount is reinstated."""
-    return _nonzero([(a.STRIPE_BALANCE, amount), (a.DISPUTES, -amount)])
+def payout_paid(amount: int, currency: str) -> Lines:
+    return merged([(a.BANK, currency, amount), (a.PAYOUTS_IN_TRANSIT, currency, -amount)])
 
 
-def payout(amount: int) -> Lines:
-    return _nonzero([(a.BANK, amount), (a.STRIPE_BALANCE, -amount)])
+def payout_paid_reversal(amount: int, currency: str) -> Lines:
+    """A payout reported paid that the bank returned after all."""
+    return merged([(a.PAYOUTS_IN_TRANSIT, currency, amount), (a.BANK, currency, -amount)])
 
 
-def payout_reversal(amount: int) -> Lines:
-    return _nonzero([(a.STRIPE_BALANCE, amount), (a.BANK, -amount)])
+def payout_returned(amount: int, currency: str) -> Lines:
+    """A failed or canceled payout: the money is back in the Stripe balance."""
+    return merged([(a.STRIPE_BALANCE, currency, amount), (a.PAYOUTS_IN_TRANSIT, currency, -amount)])
+
+
+def correction(difference: int, currency: str) -> Lines:
+    """Reconcile's correction: the Stripe balance moved by `difference` more than booked."""
+    return merged(
+        [(a.STRIPE_BALANCE, currency, difference), (a.RECONCILIATION, currency, -difference)]
+    )

@@ -1,8 +1,14 @@
-"""Reconciliation: compare Stripe (events and balance transactions) with the ledger.
+"""Reconciliation: every balance transaction at Stripe against the books, by its `net`.
 
-Stripe — and the emulator, which never retries a delivery — can leave an event unbooked. This
-finds every difference; with `apply` it books what is missing through the same handlers the
-webhook uses, each in its own transaction, so running it twice finds nothing the second time.
+Stripe's event list reaches only 30 days back and a delivery can be lost (the emulator never
+retries one), so this walks the balance transactions themselves, created since a date
+(Stripe's `created` filter), and compares each one's `net`, in its own currency, with what
+the books moved `assets:stripe_balance` by for it. Each difference is booked the way the
+webhooks book it (the same gather and rules, from the transaction's source: a charge with
+its refunds and invoice, a refund, a dispute, a payout), in a transaction that is rolled back
+unless `apply` is set; what no rule explains is corrected against `equity:reconciliation`.
+Payouts are also re-read for their status (paid, failed, canceled), which moves money between
+the accounts in transit and the bank without a balance transaction of its own.
 """
 
 from __future__ import annotations
@@ -10,17 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import Any
-
-from sqlalchemy import func, select
 
 from donations.db import Database
-from donations.ledger import accounts, journal
-from donations.ledger.models import JournalEntry, JournalLine
-from donations.stripe_gateway import GatewayError, StripeGateway
-from donations.webhooks.handlers import HANDLED_TYPES, Books, process_event
-from donations.webhooks.models import StripeEvent
+from donations.ledger import booking, journal
+from donations.stripe import StripeGateway
+from donations.stripe.facts import BalanceTxn
 
 Progress = Callable[[str], None]
 
@@ -36,7 +36,6 @@ class Difference:
 @dataclass
 class Report:
     differences: list[Difference] = field(default_factory=list)
-    events_seen: int = 0
     transactions_seen: int = 0
 
     @property
@@ -44,45 +43,42 @@ class Report:
         return [d for d in self.differences if not d.fixed]
 
 
-def _entry_amount(db: Database, key: str) -> int | None:
-    """The Stripe-balance movement of a posted entry, or None when it is not posted."""
+def _check(db: Database, gateway: StripeGateway, txn: BalanceTxn, apply: bool) -> Difference | None:
     with db.sessions() as session:
-        if not journal.is_posted(session, key):
-            return None
-        total = session.scalar(
-            select(func.coalesce(func.sum(JournalLine.amount), 0))
-            .join(JournalEntry)
-            .where(JournalEntry.key == key, JournalLine.account == accounts.STRIPE_BALANCE)
-        )
-        return int(total or 0)
-
-
-def _concerns_us(event: dict[str, Any]) -> bool:
-    """Whether an event is about our money: it carries a contribution id, or it moves the
-    account's own balance (payouts, disputes)."""
-    if event["type"].startswith(("payout.", "charge.dispute.")):
-        return True
-    obj = event["data"]["object"]
-    if (obj.get("metadata") or {}).get("contribution_id"):
-        return True
-    lines = (obj.get("lines") or {}).get("data") or []
-    return any((line.get("metadata") or {}).get("contribution_id") for line in lines)
-
-
-def _ours(db: Database, gateway: StripeGateway, charge_id: str | None) -> bool:
-    """Whether a charge belongs to one of our contributions (an account may take others)."""
-    if not charge_id:
-        return False
-    charge = gateway.retrieve_charge(charge_id)
+        booked = journal.balance_transaction_net(session, txn.id)
+    if booked == txn.net and not txn.type.startswith("payout"):
+        return None
+    facts = booking.gather_for_balance_transaction(gateway, txn)
     with db.sessions() as session:
-        books = Books(session, gateway, event_id=None)
-        if charge.invoice_id:
-            invoice = gateway.retrieve_invoice(charge.invoice_id)
-            found = books.subscription_contribution(
-                invoice.subscription_id, invoice.metadata, invoice.customer_id
+        transaction = session.begin()
+        try:
+            books = booking.Books(session)
+            outcome = books.apply(facts)
+            after = journal.balance_transaction_net(session, txn.id)
+            if booked is None and after is None and outcome.startswith("ignored"):
+                return None  # not about a contribution: someone else's money on the account
+            if not books.posted and after in (None, txn.net):
+                # In step; or booked under its rule's key before entries named their balance
+                # transaction (migration 0006), which no correction should double.
+                return None
+            source = txn.source_id or txn.id
+            diff = Difference(
+                f"{txn.type} {'not booked' if booked is None else 'differs'}",
+                source,
+                f"{txn.id}: Stripe net {txn.net} {txn.currency}, ledger {booked or 0}",
             )
-            return found is not None
-        return books.contribution_for_charge(charge) is not None
+            if books.posted:
+                diff.detail += f" → books {', '.join(books.posted)}"
+            if after is not None and after != txn.net:
+                books.correct(txn, txn.net - (after or 0), txn.created)
+                diff.detail += f" → correction of {txn.net - (after or 0)}"
+            if apply:
+                transaction.commit()
+                diff.fixed = True
+            return diff
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
 
 
 def reconcile(
@@ -93,107 +89,20 @@ def reconcile(
     apply: bool = False,
     progress: Progress = lambda _line: None,
 ) -> Report:
+    """Compare every balance transaction created since `since` (UTC) with the books."""
     report = Report()
-
-    def fix(diff: Difference, action: Callable[[Books], str]) -> None:
-        report.differences.append(diff)
-        if not apply:
-            return
-        try:
-            with db.transaction() as session:
-                outcome = action(Books(session, gateway, event_id=None))
-            diff.fixed = not outcome.startswith("ignored")
-            diff.detail += f" → {outcome}"
-        except GatewayError as exc:
-            diff.detail += f" → not booked: {exc}"
-
-    # 1. Events Stripe sent (or tried to) that the inbox never recorded.
-    for event in gateway.list_events(since):
-        report.events_seen += 1
-        if report.events_seen % 100 == 0:
-            progress(f"events checked: {report.events_seen}")
-        if event.get("type") not in HANDLED_TYPES:
-            continue
-        with db.sessions() as session:
-            known = session.get(StripeEvent, event["id"]) is not None
-        if known:
-            continue
-        if not apply:
-            if _concerns_us(event):
-                report.differences.append(
-                    Difference("event not processed", event["id"], event["type"])
-                )
-            continue
-        try:
-            with db.transaction() as session:
-                outcome = process_event(session, gateway, event, source="reconcile")
-        except GatewayError as exc:
-            report.differences.append(
-                Difference("event not processed", event["id"], f"{event['type']} → {exc}")
-            )
-            continue
-        if not outcome.startswith(("ignored", "acknowledged")):
-            report.differences.append(
-                Difference(
-                    "event not processed", event["id"], f"{event['type']} → {outcome}", fixed=True
-                )
-            )
-    progress(f"events checked: {report.events_seen}")
-
-    # 2. Money that moved at Stripe but is missing from (or different in) the books.
-    for txn in gateway.list_balance_transactions(since):
+    for txn in gateway.balance_transactions(since):
         report.transactions_seen += 1
         if report.transactions_seen % 100 == 0:
-            progress(f"balance transactions checked: {report.transactions_seen}")
-        source = txn.source_id or ""
-        if txn.type in ("charge", "payment") and source.startswith(("ch_", "py_")):
-            key, expected = f"payment:{source}", txn.amount
-            booked = _entry_amount(db, key)
-            if booked is None and not _ours(db, gateway, source):
-                continue  # not a contribution: someone else's charge on the same account
-            if booked is None:
-                fix(
-                    Difference("payment not booked", source, f"{txn.amount} {txn.currency}"),
-                    partial(Books.book_charge, charge_id=source),
-                )
-                continue
-            if booked != expected:
-                report.differences.append(
-                    Difference(
-                        "payment amount differs",
-                        source,
-                        f"Stripe {expected}, ledger {booked} {txn.currency}",
-                    )
-                )
-        elif txn.type in ("refund", "payment_refund") and source.startswith(("re_", "pyr_")):
-            if _entry_amount(db, f"refund:{source}") is None:
-                if not _ours(db, gateway, gateway.retrieve_refund(source).charge_id):
-                    continue
-                fix(
-                    Difference("refund not booked", source, f"{-txn.amount} {txn.currency}"),
-                    partial(Books.book_refund_object, refund_id=source),
-                )
-                continue
-        elif txn.type == "payout" and source.startswith("po_"):
-            if _entry_amount(db, f"payout:{source}") is None:
-                fix(
-                    Difference("payout not booked", source, f"{-txn.amount} {txn.currency}"),
-                    partial(Books.book_payout, payout_id=source, obj={"id": source}),
-                )
-                continue
-        elif txn.type == "adjustment" and source.startswith("dp_"):
-            if txn.amount < 0 and _entry_amount(db, f"dispute:{source}") is None:
-                # Disputes can only be booked from their event (re-processed in step 1).
-                report.differences.append(
-                    Difference("dispute not booked", source, f"{-txn.amount} {txn.currency}")
-                )
-            continue
-        else:
-            continue
-        if txn.fee and _entry_amount(db, f"fee:{txn.id}") is None:
-            fix(
-                Difference("Stripe fee not booked", txn.id, f"{txn.fee} {txn.currency}"),
-                partial(Books.book_fee_of, txn=txn),
+            progress(
+                f"balance transactions checked: {report.transactions_seen}, "
+                f"differences: {len(report.differences)}"
             )
-    progress(f"balance transactions checked: {report.transactions_seen}")
+        diff = _check(db, gateway, txn, apply)
+        if diff is not None:
+            report.differences.append(diff)
+    progress(
+        f"balance transactions checked: {report.transactions_seen}, "
+        f"differences: {len(report.differences)}"
+    )
     return report

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from donations.ledger import accounts as a
-from donations.reports.rollups import LedgerDaily
+from donations.ledger.rollups import LedgerDaily
 from donations.reports.summary import accumulate, empty_totals, net
 
 # The entry kinds and accounts that move gross, fees, refunds or disputes (payouts don't).
@@ -21,7 +21,7 @@ KINDS = (
     a.DISPUTE,
     a.DISPUTE_REVERSAL,
 )
-ACCOUNTS = (a.STRIPE_BALANCE, a.STRIPE_FEES, a.REFUNDS, a.DISPUTES)
+ACCOUNTS = (*a.INCOME, a.STRIPE_FEES, a.REFUNDS, a.DISPUTES)
 
 
 def daily(session: Session, start: date, end: date, currency: str) -> list[dict[str, Any]]:

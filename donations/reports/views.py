@@ -20,7 +20,7 @@ from donations.reports import experiments as experiments_report
 from donations.reports import stats
 from donations.reports.daily import daily
 from donations.reports.recurring import recurring
-from donations.reports.summary import summary
+from donations.reports.summary import settlement, summary
 from donations.services import services
 
 bp = Blueprint(
@@ -63,10 +63,33 @@ class CurrencySummarySchema(Schema):
     recurring = fields.Nested(BucketSchema)
 
 
+class SettlementSchema(Schema):
+    gross = fields.Integer(metadata={"description": "charged, as settled (before fees)"})
+    fees = fields.Integer(metadata={"description": "Stripe's fees"})
+    refunds = fields.Integer(metadata={"description": "refunded, at their payments' rates"})
+    disputes = fields.Integer(
+        metadata={"description": "lost to disputes, at their payments' rates"}
+    )
+    exchange = fields.Integer(
+        metadata={"description": "net exchange difference booked (a gain is positive)"}
+    )
+    net = fields.Integer(metadata={"description": "gross − fees − refunds − disputes + exchange"})
+    payouts = fields.Integer(metadata={"description": "paid out of the Stripe balance"})
+
+
 class SummarySchema(Schema):
     from_ = fields.Date(data_key="from")
     to = fields.Date()
-    currencies = fields.Dict(keys=fields.String(), values=fields.Nested(CurrencySummarySchema))
+    currencies = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(CurrencySummarySchema),
+        metadata={"description": "per donors' currency"},
+    )
+    settlement = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(SettlementSchema),
+        metadata={"description": "how Stripe's balance moved, per settlement currency"},
+    )
 
 
 class AccountBalanceSchema(Schema):
@@ -239,11 +262,13 @@ class Summary(MethodView):
     @bp.response(200, SummarySchema)
     @bp.doc(security=[{"bearerAuth": []}, {"adminSession": []}])
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Totals per currency; net = gross − fees − refunds − disputes."""
+        """Totals per donors' currency (net = gross − fees − refunds − disputes) and per
+        settlement currency (net = gross − fees − refunds − disputes + exchange)."""
         start, end = resolve_range(args)
         with services().db.sessions() as session:
             currencies = summary(session, start, end)
-        return {"from_": start, "to": end, "currencies": currencies}
+            moved = settlement(session, start, end)
+        return {"from_": start, "to": end, "currencies": currencies, "settlement": moved}
 
 
 @bp.route("/ledger/trial-balance")

@@ -1,4 +1,4 @@
-"""POST /webhooks/stripe: verify, record, dispatch: idempotently, in one transaction."""
+"""POST /webhooks/stripe: verify the signature, then record and book the event once."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from flask import Blueprint, Response, jsonify, request
 from donations import observability
 from donations.errors import problem
 from donations.services import services
-from donations.stripe_gateway import GatewayError, SignatureError
-from donations.webhooks.handlers import (
+from donations.stripe import GatewayError, SignatureError
+from donations.webhooks.inbox import (
     DUPLICATE,
     MalformedEvent,
     check_event_shape,
@@ -43,8 +43,7 @@ def stripe_webhook() -> Response | tuple[Response, int]:
         observability.webhook_failed("malformed")
         return problem(400, "Bad Request", f"The body is not a Stripe event: {exc}")
     try:
-        with s.db.transaction() as session:
-            outcome = process_event(session, s.gateway, event)
+        outcome = process_event(s.db, s.gateway, event)
     except MalformedEvent as exc:
         observability.webhook_failed("malformed", event["type"])
         return problem(400, "Bad Request", str(exc))

@@ -55,7 +55,15 @@ def books(database: Any) -> None:
                 currency="usd",
                 occurred_at=when,
                 stripe_object_id=f"ch_dash_{n}",
-                lines=postings.payment(gift, gift, 0, recurring=False),
+                lines=postings.payment(
+                    gift,
+                    gift,
+                    0,
+                    currency="usd",
+                    settled=gift,
+                    settlement_currency="usd",
+                    recurring=False,
+                ),
             )
             journal.post(
                 session,
@@ -64,7 +72,7 @@ def books(database: Any) -> None:
                 currency="usd",
                 occurred_at=when,
                 stripe_object_id=f"txn_dash_{n}",
-                lines=postings.stripe_fee(30 + gift * 29 // 1000),
+                lines=postings.stripe_fee(30 + gift * 29 // 1000, "usd"),
             )
 
 

@@ -260,6 +260,7 @@ def test_a_worker_killed_mid_request_leaves_no_half_written_contribution(
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "STRIPE_API_BASE": localstripe.base,
+        "STRIPE_EMULATOR": "localstripe",
         "STRIPE_SECRET_KEY": settings.stripe_secret_key,
         "DONATIONS_INSTANCE_PATH": str(tmp_path),
         "PUBLIC_BASE_URL": base,

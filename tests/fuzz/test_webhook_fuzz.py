@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from donations.webhooks.handlers import HANDLED_TYPES
+from donations.webhooks.inbox import HANDLED_TYPES
 from tests.conftest import sign
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.stripe]

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from donations.app import create_app
 from donations.checkout.models import Contribution
-from donations.stripe_gateway import StripeGateway
+from donations.stripe import gateway_from_settings
 from tests.conftest import free_port
 
 GOOD = {"amount": 2500, "currency": "usd", "frequency": "one_off", "email": "a@example.org"}
@@ -45,7 +45,7 @@ def client_with(settings: Any, database: Any, *, stripe_down: bool = True, **lim
     if stripe_down:
         values["stripe_api_base"] = NO_STRIPE
     tight = settings.with_overrides(**values)
-    app = create_app(tight, database=database, gateway=StripeGateway.from_settings(tight))
+    app = create_app(tight, database=database, gateway=gateway_from_settings(tight))
     return app.test_client()
 
 

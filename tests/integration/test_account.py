@@ -443,7 +443,15 @@ def seed_history(database: Any, donor_email: str, year: int = 2024) -> tuple[str
                 occurred_at=day,
                 stripe_object_id=f"ch_{c.id}",
                 contribution_id=c.id,
-                lines=postings.payment(amount, amount, 0, recurring=kind != a.PAYMENT_ONE_OFF),
+                lines=postings.payment(
+                    amount,
+                    amount,
+                    0,
+                    currency=currency,
+                    settled=amount,
+                    settlement_currency=currency,
+                    recurring=kind != a.PAYMENT_ONE_OFF,
+                ),
             )
             return c.id
 
@@ -460,7 +468,14 @@ def seed_history(database: Any, donor_email: str, year: int = 2024) -> tuple[str
             occurred_at=datetime(year, 4, 2, 9),
             stripe_object_id=f"re_{eur}",
             contribution_id=eur,
-            lines=postings.refund(1000),
+            lines=postings.returned(
+                a.REFUNDS,
+                1000,
+                currency="eur",
+                settled=1000,
+                at_rate=1000,
+                settlement_currency="eur",
+            ),
         )
     return donor.id, {"eur": 1500, "usd": 2233}
 

@@ -392,7 +392,15 @@ def test_the_ticker_counts_gifts_to_the_campaign_less_refunds(api, database, liv
             occurred_at=datetime(2026, 11, 1),
             stripe_object_id=f"ch_{cid}",
             contribution_id=cid,
-            lines=postings.payment(amount + covered, amount, covered, recurring=False),
+            lines=postings.payment(
+                amount + covered,
+                amount,
+                covered,
+                currency=currency,
+                settled=amount + covered,
+                settlement_currency=currency,
+                recurring=False,
+            ),
         )
 
     with database.transaction() as s:
@@ -408,7 +416,9 @@ def test_the_ticker_counts_gifts_to_the_campaign_less_refunds(api, database, liv
             occurred_at=datetime(2026, 11, 2),
             stripe_object_id="re_1",
             contribution_id="c2",
-            lines=postings.refund(400),
+            lines=postings.returned(
+                a.REFUNDS, 400, currency="usd", settled=400, at_rate=400, settlement_currency="usd"
+            ),
         )
     store = SnapshotStore(database)
     assert store.current().raised["year-end-2020"] == 2500 + 1000 - 400

@@ -77,12 +77,10 @@ def test_every_response_carries_a_request_id(api):
 
 def test_stripe_unreachable_answers_502_and_leaves_no_contribution(app, database, settings):
     from donations.app import create_app
-    from donations.stripe_gateway import StripeGateway
+    from donations.stripe import gateway_from_settings
 
     down = settings.with_overrides(stripe_api_base="http://127.0.0.1:9")  # nothing listens
-    client = create_app(
-        down, database=database, gateway=StripeGateway.from_settings(down)
-    ).test_client()
+    client = create_app(down, database=database, gateway=gateway_from_settings(down)).test_client()
     r = client.post("/api/v1/contributions", json=GOOD)
     assert r.status_code == 502
     assert r.headers["Content-Type"] == "application/problem+json"

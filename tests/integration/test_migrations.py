@@ -11,7 +11,6 @@ from alembic.migration import MigrationContext
 from donations import migrate
 from donations.db import Database, make_engine
 from donations.ledger import accounts as a
-from donations.ledger import postings
 from donations.models import Base
 from donations.reports import rollups
 
@@ -94,15 +93,15 @@ def test_the_rollups_migration_fills_them_from_the_books_already_kept(fresh_url)
                     "ctb_1",
                     "payment:ch_1",
                     a.PAYMENT_RECURRING,
-                    postings.payment(1000, 1000, 0, recurring=True),
+                    [(a.STRIPE_BALANCE, 1000), (a.GIFTS_RECURRING, -1000)],
                 ),
                 (
                     "ctb_2",
                     "payment:ch_2",
                     a.PAYMENT_RECURRING,
-                    postings.payment(1000, 1000, 0, recurring=True),
+                    [(a.STRIPE_BALANCE, 1000), (a.GIFTS_RECURRING, -1000)],
                 ),
-                (None, "fee:txn_1", a.STRIPE_FEE, postings.stripe_fee(59)),
+                (None, "fee:txn_1", a.STRIPE_FEE, [(a.STRIPE_FEES, 59), (a.STRIPE_BALANCE, -59)]),
             ],
             start=1,
         ):

@@ -107,6 +107,7 @@ def test_erasure_forgets_the_person_here_and_at_stripe_and_keeps_the_books(
         env={
             "DATABASE_URL": settings.database_url,
             "STRIPE_API_BASE": settings.stripe_api_base,
+            "STRIPE_EMULATOR": "localstripe",
             "STRIPE_SECRET_KEY": settings.stripe_secret_key,
         },
     )

@@ -45,6 +45,28 @@ def at(day, hour=12, minute=0):
     return datetime.combine(day, datetime.min.time()) + timedelta(hours=hour, minutes=minute)
 
 
+def refund_lines(amount, currency="usd"):
+    return postings.returned(
+        a.REFUNDS,
+        amount,
+        currency=currency,
+        settled=amount,
+        at_rate=amount,
+        settlement_currency=currency,
+    )
+
+
+def dispute_lines(amount, currency="usd"):
+    return postings.returned(
+        a.DISPUTES,
+        amount,
+        currency=currency,
+        settled=amount,
+        at_rate=amount,
+        settlement_currency=currency,
+    )
+
+
 def book(session, key, kind, lines, day, currency, contribution_id=None, hour=12):
     journal.post(
         session,
@@ -102,10 +124,25 @@ def give(
     if paid:
         recurring = frequency != "one_off"
         kind = a.PAYMENT_RECURRING if recurring else a.PAYMENT_ONE_OFF
-        lines = postings.payment(total, total - covered, covered, recurring=recurring)
+        lines = postings.payment(
+            total,
+            total - covered,
+            covered,
+            currency=currency,
+            settled=total,
+            settlement_currency=currency,
+            recurring=recurring,
+        )
         book(session, f"payment:ch_{id_}", kind, lines, day, currency, id_)
         if fee:
-            book(session, f"fee:txn_{id_}", a.STRIPE_FEE, postings.stripe_fee(fee), day, currency)
+            book(
+                session,
+                f"fee:txn_{id_}",
+                a.STRIPE_FEE,
+                postings.stripe_fee(fee, currency),
+                day,
+                currency,
+            )
 
 
 def count(session, day, campaign, variant, article, type_, n, placement="epic"):
@@ -227,9 +264,9 @@ def seeded(database):
             campaign="summer",
             variant="control",
         )
-        book(s, "refund:re_1", a.REFUND, postings.refund(400), D1, "usd", "c1")
-        book(s, "dispute:dp_1", a.DISPUTE, postings.dispute(5000), D3, "usd", "c3")
-        book(s, "payout:po_1", a.PAYOUT, postings.payout(1000), D3, "usd")
+        book(s, "refund:re_1", a.REFUND, refund_lines(400), D1, "usd", "c1")
+        book(s, "dispute:dp_1", a.DISPUTE, dispute_lines(5000), D3, "usd", "c3")
+        book(s, "payout:po_1", a.PAYOUT, postings.payout(1000, "usd"), D3, "usd")
 
         campaign(s, "spring", "live", {"control": 1, "bold": 1})
         campaign(s, "summer", "ended", {"control": 1})
@@ -297,9 +334,16 @@ def test_the_summary_net_per_currency_agrees_with_the_trial_balance(admin, seede
             balances.get((account, currency), 0)
             for account in (a.STRIPE_FEES, a.REFUNDS, a.DISPUTES)
         )
-        # ... is what stays at Stripe plus what went to the bank.
-        kept = balances.get((a.STRIPE_BALANCE, currency), 0) + balances.get((a.BANK, currency), 0)
+        # ... is what stays at Stripe plus what is on its way to the bank or there.
+        kept = sum(
+            balances.get((account, currency), 0)
+            for account in (a.STRIPE_BALANCE, a.PAYOUTS_IN_TRANSIT, a.BANK)
+        )
         assert summary["currencies"][currency]["net"] == income - spent == kept
+        # settled in the donors' own currencies, the settlement view says the same
+        moved = summary["settlement"][currency]
+        assert moved["net"] == kept and moved["exchange"] == 0
+        assert moved["payouts"] == balances.get((a.PAYOUTS_IN_TRANSIT, currency), 0)
     gross, fees = 3606 + 5000 + 1000, 106 + 59 + 175 + 59
     assert summary["currencies"]["usd"]["net"] == gross - fees - 400 - 5000
 

@@ -17,8 +17,24 @@ def test_development_defaults_need_no_environment_at_all():
     settings = Settings.from_env({})
     assert settings.env == "development"
     assert settings.database_url.startswith("sqlite:///")
-    assert settings.stripe_api_base == "http://127.0.0.1:8420"
-    assert settings.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
+    # Stripe itself (in test mode) unless told otherwise: the demo and the test suite point
+    # at localstripe and say so with STRIPE_EMULATOR.
+    assert settings.stripe_api_base is None and settings.stripe_emulator is None
+    assert settings.stripe_js_url == "https://js.stripe.com/v3/"
+
+
+def test_the_emulator_dialect_is_chosen_by_stripe_emulator_not_by_the_address():
+    base = "http://127.0.0.1:8420"
+    alone = Settings.from_env({"STRIPE_API_BASE": base})
+    assert alone.stripe_api_base == base and alone.stripe_emulator is None
+    assert alone.stripe_js_url == "https://js.stripe.com/v3/"
+    emulated = Settings.from_env({"STRIPE_API_BASE": base, "STRIPE_EMULATOR": "localstripe"})
+    assert emulated.stripe_emulator == "localstripe" and emulated.uses_stripe_emulator
+    assert emulated.stripe_js_url == base + "/js.stripe.com/v3/"
+    with pytest.raises(ConfigurationError, match="STRIPE_EMULATOR"):
+        Settings.from_env({"STRIPE_API_BASE": base, "STRIPE_EMULATOR": "stripe-mock"})
+    with pytest.raises(ConfigurationError, match="STRIPE_API_BASE"):
+        Settings.from_env({"STRIPE_EMULATOR": "localstripe"})
 
 
 def test_production_reads_every_contract_variable():
