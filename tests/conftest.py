@@ -234,3 +234,39 @@ def post_event(api: Api, event: dict[str, Any], secret: str = WEBHOOK_SECRET) ->
         data=payload,
         headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)},
     )
+
+
+# --- Stripe's API at the pinned version: the stand-in (tests/standin) ---------------------------
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    """A stateful stand-in for Stripe speaking 2026-10-28.endive (what a newsroom's key gets)."""
+    from tests.standin import StripeStandin
+
+    server = StripeStandin(webhook_secret=WEBHOOK_SECRET).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def endive_settings(settings: Settings, standin: Any) -> Settings:
+    """The suite's settings, but Stripe is the stand-in: no emulator dialect at all."""
+    return settings.with_overrides(
+        stripe_api_base=standin.base,
+        stripe_emulator=None,
+        stripe_js_url="https://js.stripe.com/v3/",
+    )
+
+
+@pytest.fixture(scope="session")
+def endive_app(endive_settings: Settings, database: Database) -> Iterator[Any]:
+    app = create_app(endive_settings, database=database)
+    yield app
+    app.extensions["donations"].mail.close()
+
+
+@pytest.fixture(scope="session")
+def endive_server(endive_app: Any, standin: Any) -> Iterator[LiveServer]:
+    server = LiveServer(endive_app).start()
+    standin.webhook_url = f"{server.url}/webhooks/stripe"
+    yield server
+    server.stop()

@@ -126,6 +126,11 @@ class Ledger:
     def get(self, object_id: str) -> Obj:
         return self._objects[object_id]
 
+    @locked
+    def list_all(self, kind: str, **equal: Any) -> list[Obj]:
+        """Every object of a kind (e.g. "charge") whose fields equal `equal`'s, oldest first."""
+        return list(reversed(self._all(kind, **equal)))
+
     def _emit(self, type_: str, obj: Obj, before: Obj | None = None) -> None:
         data: Obj = {"object": copy.deepcopy(obj)}
         if before is not None:
