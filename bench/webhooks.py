@@ -1,6 +1,7 @@
 """Webhook booking throughput, against a raw-insert baseline, through the real WSGI app.
 
     python bench/webhooks.py [--events N] [--database sqlite|postgres|both] [--pg-url URL]
+                             [--stripe localstripe|standin|both] [--latency 0.25]
 
 For each database it:
 
@@ -19,6 +20,12 @@ For each database it:
    balanced) and prints OK or MISMATCH;
 6. (b) measures raw one-row-per-transaction INSERTs into a scratch table of the same database,
    with the same concurrency, as the baseline.
+
+With `--stripe standin` (also part of `both`, the default) the same run is made against the
+stand-in for Stripe's API at the pinned version (tests/standin), with `--latency` seconds
+(250 ms by default) added to every Stripe call, as a distant Stripe would: the events are the
+stand-in's own (`charge.succeeded` and `payment_intent.succeeded` for each payment, in
+endive's shapes), and the table adds the Stripe calls each event cost.
 
 Progress goes to stderr; the final table goes to stdout. Every process it starts is stopped
 and every database or file it creates is removed on exit.
@@ -62,7 +69,10 @@ from donations.cli import DEFAULT_BLOCKING_THREADS, DEFAULT_WORKERS
 from donations.db import make_engine
 from donations.emulator import LocalStripe, port_open
 from donations.settings import DEV_STRIPE_PUBLISHABLE_KEY, DEV_STRIPE_SECRET_KEY
-from donations.stripe import StripeGateway
+from donations.stripe.localstripe import LocalstripeGateway
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the stand-in lives with the tests
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STRIPE_PORT = 8421
@@ -316,7 +326,9 @@ class Granian:
 @dataclass
 class Result:
     database: str
+    stripe: str = "localstripe"
     version: str = ""
+    stripe_calls: dict[str, float] = field(default_factory=dict)
     create: Phase = field(default_factory=Phase)
     confirm: Phase = field(default_factory=Phase)
     events: Phase = field(default_factory=Phase)
@@ -328,9 +340,14 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def run_database(kind: str, args: argparse.Namespace, stripe_base: str, workdir: Path) -> Result:
-    result = Result(database="SQLite" if kind == "sqlite" else "PostgreSQL")
-    say(f"\n== {result.database} ==")
+def run_database(
+    kind: str, args: argparse.Namespace, stripe_base: str, workdir: Path, standin: Any = None
+) -> Result:
+    result = Result(
+        database="SQLite" if kind == "sqlite" else "PostgreSQL",
+        stripe="localstripe" if standin is None else f"stand-in +{args.latency * 1000:.0f} ms",
+    )
+    say(f"\n== {result.database}, Stripe: {result.stripe} ==")
     make_db = sqlite_database(workdir) if kind == "sqlite" else postgres_database(args.pg_url)
     with make_db as url:
         migrate.upgrade(url)
@@ -343,10 +360,16 @@ def run_database(kind: str, args: argparse.Namespace, stripe_base: str, workdir:
             "DONATIONS_ENV": "development",
             "DATABASE_URL": url,
             "STRIPE_API_BASE": stripe_base,
+            **({"STRIPE_EMULATOR": "localstripe"} if standin is None else {}),
             "STRIPE_SECRET_KEY": DEV_STRIPE_SECRET_KEY,
             "STRIPE_PUBLISHABLE_KEY": DEV_STRIPE_PUBLISHABLE_KEY,
             "STRIPE_WEBHOOK_SECRET": secret,
             "DONATIONS_INSTANCE_PATH": str(workdir / "instance"),
+            # a benchmark is one client sending many gifts: the card-testing limits stay out
+            "CHECKOUT_LIMIT_PER_IP": "1000000/minute",
+            "CHECKOUT_LIMIT_PER_EMAIL": "1000000/minute",
+            "CHECKOUT_LIMIT_PER_CONTRIBUTION": "1000000/minute",
+            "CHECKOUT_LIMIT_GLOBAL": "1000000/minute",
         }
         env.pop("REDIS_URL", None)
         server = Granian(
@@ -358,10 +381,16 @@ def run_database(kind: str, args: argparse.Namespace, stripe_base: str, workdir:
                 f"{args.blocking_threads} blocking threads)"
             )
             server.start(cwd=workdir)
-            drive_app(server.base, stripe_base, secret, args, result)
+            if standin is None:
+                drive_app(server.base, stripe_base, secret, args, result)
+            else:
+                drive_app_standin(server.base, standin, secret, args, result)
         finally:
             server.stop()
-        verify(engine, args.events, result)
+        paid = args.events if standin is None else result.confirm.ok
+        if paid != args.events:
+            result.notes.append(f"{args.events - paid} payments could not be confirmed")
+        verify(engine, paid, result)
         result.raw = raw_inserts(engine, args.raw_rows, args.concurrency)
         engine.dispose()
     return result
@@ -488,21 +517,109 @@ def drive_app(
     say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
     result.duplicates = run_pool("duplicates", payloads, deliver("duplicate"), concurrency)
 
-    # The ceiling set by the emulator: the same re-fetches the handler makes for each event
-    # (PaymentIntent, charge, balance transaction), from the same number of clients, no app.
-    gateway = StripeGateway(client, publishable_key="", webhook_secrets=())
+    # The ceiling set by the emulator: the same gathering the handler does for each event
+    # (the PaymentIntent with its charge and balance transaction), same clients, no app.
+    gateway = LocalstripeGateway(client, publishable_key="", webhook_secrets=())
 
     def refetch(_session: requests.Session, pi_id: str) -> tuple[bool, str]:
-        charge_id = gateway.retrieve_payment_intent(pi_id).charge_id
-        if not charge_id:
+        attempt = gateway.payment_intent(pi_id)
+        if attempt.charge is None or attempt.charge.txn is None:
             return False, "payment intent has no charge"
-        txn = gateway.retrieve_charge(charge_id).balance_transaction_id
-        if txn:
-            gateway.retrieve_balance_transaction(txn)
         return True, "fetched"
 
     say(f"  the handler's Stripe re-fetches alone, for the same {len(pis)} payments")
     result.refetch = run_pool("re-fetches", sorted(pis.values()), refetch, concurrency)
+
+
+BOOKED = ("booked payment", "payment already booked")
+
+
+def drive_app_standin(
+    base: str, standin: Any, secret: str, args: argparse.Namespace, result: Result
+) -> None:
+    """Contributions paid through the app against the stand-in, then the stand-in's own
+    events for them (charge.succeeded and payment_intent.succeeded), counting Stripe calls."""
+    n, concurrency = args.events, args.concurrency
+    run_pool(
+        "warm-up",
+        range(4 * concurrency),
+        lambda s, _: (s.get(f"{base}/readyz", timeout=10).ok, "ready"),
+        concurrency,
+    )
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def create(session: requests.Session, i: int) -> tuple[bool, str]:
+        body = {
+            "amount": AMOUNT,
+            "currency": "usd",
+            "frequency": "one_off",
+            "email": f"reader{i}@bench.example.org",
+            "attribution": {"article": "bench", "placement": "direct"},
+        }
+        r = session.post(f"{base}/api/v1/contributions", json=body, timeout=60)
+        if r.status_code != 201:
+            return False, f"HTTP {r.status_code}: {r.text[:200]}"
+        with lock:
+            ids.append(r.json()["contribution"]["id"])
+        return True, "created"
+
+    say(f"  (c) creating {n} one-off contributions, {concurrency} clients")
+    result.create = run_pool("create", range(n), create, concurrency)
+
+    def confirm(session: requests.Session, contribution_id: str) -> tuple[bool, str]:
+        r = session.post(
+            f"{base}/api/v1/contributions/{contribution_id}/confirm",
+            json={"payment_method": "pm_card_visa"},
+            timeout=60,
+        )
+        if r.status_code != 200:
+            return False, f"HTTP {r.status_code}: {r.text[:200]}"
+        return r.json()["stripe"]["status"] == "succeeded", "succeeded"
+
+    say(f"  confirming {len(ids)} payments with pm_card_visa")
+    result.confirm = run_pool("confirm", sorted(ids), confirm, concurrency)
+
+    handled = ("charge.succeeded", "payment_intent.succeeded")
+    events = [e for e in standin.undelivered() if e["type"] in handled]
+    payloads = [json.dumps(e).encode() for e in events]
+    types = [e["type"] for e in events]
+
+    def post(expected: tuple[str, ...]) -> Callable[[requests.Session, bytes], tuple[bool, str]]:
+        def one(session: requests.Session, payload: bytes) -> tuple[bool, str]:
+            r = session.post(
+                f"{base}/webhooks/stripe",
+                data=payload,
+                headers={
+                    "Content-Type": "application/json",
+                    "Stripe-Signature": sign(payload, secret),
+                },
+                timeout=60,
+            )
+            if r.status_code != 200:
+                return False, f"HTTP {r.status_code}: {r.text[:200]}"
+            outcome = str(r.json().get("outcome"))
+            return outcome in expected, outcome
+
+        return one
+
+    calls_before = len(standin.requests)
+    say(f"  (a) posting the stand-in's {len(payloads)} payment events ({', '.join(handled)})")
+    result.events = run_pool("events", payloads, post(BOOKED), concurrency)
+    calls = len(standin.requests) - calls_before
+    result.stripe_calls["per event"] = calls / max(len(payloads), 1)
+    # and per type, one event of each alone
+    for type_ in handled:
+        sample = next((p for p, t in zip(payloads, types, strict=True) if t == type_), None)
+        if sample is None:
+            continue
+        fresh = json.loads(sample)
+        fresh["id"] = f"evt_bench_again_{type_}"
+        before = len(standin.requests)
+        post(BOOKED)(requests.Session(), json.dumps(fresh).encode())
+        result.stripe_calls[type_] = len(standin.requests) - before
+    say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
+    result.duplicates = run_pool("duplicates", payloads, post(("duplicate",)), concurrency)
 
 
 def verify(engine: Engine, n: int, result: Result) -> None:
@@ -513,9 +630,7 @@ def verify(engine: Engine, n: int, result: Result) -> None:
         fees = conn.execute(
             text("SELECT count(*) FROM journal_entries WHERE kind = 'stripe_fee'")
         ).scalar_one()
-        events = conn.execute(
-            text("SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_bench_%'")
-        ).scalar_one()
+        events = conn.execute(text("SELECT count(*) FROM stripe_events")).scalar_one()
         succeeded = conn.execute(
             text("SELECT count(*) FROM contributions WHERE status = 'succeeded'")
         ).scalar_one()
@@ -525,7 +640,10 @@ def verify(engine: Engine, n: int, result: Result) -> None:
                 "HAVING sum(amount) <> 0) AS u"
             )
         ).scalar_one()
-    result.check_ok = payments == n and events == n and succeeded == n and unbalanced == 0
+    expected_events = n if not result.stripe_calls else result.events.count + 2
+    result.check_ok = (
+        payments == n and events == expected_events and succeeded == n and unbalanced == 0
+    )
     result.check = (
         f"{'OK' if result.check_ok else 'MISMATCH'}: {payments}/{n} payment entries, "
         f"{fees} fee entries, {events} events recorded, {succeeded} contributions succeeded, "
@@ -571,16 +689,30 @@ def raw_inserts(engine: Engine, rows: int, concurrency: int) -> Phase:
 # --- report -----------------------------------------------------------------------------------
 def table(results: list[Result], args: argparse.Namespace) -> str:
     def rate(p: Phase) -> str:
+        if not p.count:
+            return "—"
         failed = f" ({len(p.errors)} failed)" if p.errors else ""
         return f"{p.rate:,.1f}/s{failed}"
 
     def lat(p: Phase) -> str:
+        if not p.count:
+            return "—"
         return f"{pct(p.latencies, 50):,.1f} / {pct(p.latencies, 99):,.1f}"
 
     def ratio(r: Result) -> str:
         return f"{r.events.rate / r.raw.rate:.3f}" if r.raw.rate else "n/a"
 
+    def calls(r: Result) -> str:
+        if not r.stripe_calls:
+            return "—"
+        per_type = ", ".join(
+            f"{k.split('.')[0]} {v:.0f}" for k, v in r.stripe_calls.items() if k != "per event"
+        )
+        return f"{r.stripe_calls['per event']:.2f} ({per_type})"
+
     rows: list[tuple[str, Callable[[Result], str]]] = [
+        ("Stripe", lambda r: r.stripe),
+        ("Stripe calls per event", calls),
         ("(c) contributions created", lambda r: rate(r.create)),
         ("    p50 / p99 ms", lambda r: lat(r.create)),
         ("    payments confirmed", lambda r: rate(r.confirm)),
@@ -646,6 +778,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--blocking-threads", type=int, default=DEFAULT_BLOCKING_THREADS)
     parser.add_argument("--stripe-port", type=int, default=STRIPE_PORT)
+    parser.add_argument(
+        "--stripe",
+        choices=["localstripe", "standin", "both"],
+        default="both",
+        help="the emulator (2017 shapes), the pinned version's stand-in, or both",
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.25, help="seconds per stand-in call (0.25)"
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.concurrency < 1 or args.raw_rows < 1:
         parser.error("--events, --concurrency and --raw-rows must be positive")
@@ -654,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A SIGTERM unwinds like Ctrl+C, so every finally below runs.
     signal.signal(signal.SIGTERM, _interrupt)
 
-    if port_open(args.stripe_port):
+    if args.stripe != "standin" and port_open(args.stripe_port):
         say(f"port {args.stripe_port} is taken: is another localstripe running there?")
         return 2
     others = other_localstripes(args.stripe_port)
@@ -666,32 +807,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="donations-bench-"))
     emulator = LocalStripe(args.stripe_port, log_path=workdir / "localstripe.log")
+    standin: Any = None
     results: list[Result] = []
     started = time.perf_counter()
+    modes = ["localstripe", "standin"] if args.stripe == "both" else [args.stripe]
     try:
-        say(f"starting localstripe on {emulator.base}")
-        emulator.start()
-        for kind in kinds:
-            emulator.flush()  # each database starts from an empty emulator
-            db_dir = workdir / kind
-            db_dir.mkdir()
-            try:
-                results.append(run_database(kind, args, emulator.base, db_dir))
-            except Exception as exc:  # report it, and still run the other database
-                say(traceback.format_exc())
-                name = "SQLite" if kind == "sqlite" else "PostgreSQL"
-                results.append(Result(database=name, check=f"ERROR: {type(exc).__name__}: {exc}"))
-            seen = sorted(set(others) | set(other_localstripes(args.stripe_port)))
-            if seen:
-                results[-1].notes.append(
-                    f"other localstripe processes ran at the start or end (pids {seen}): "
-                    "the machine was shared, so these figures are contended"
-                )
+        if "localstripe" in modes:
+            say(f"starting localstripe on {emulator.base}")
+            emulator.start()
+        if "standin" in modes:
+            from tests.standin import StripeStandin
+
+            standin = StripeStandin(latency=args.latency).start()
+            say(f"stand-in for Stripe (2026-10-28.endive) on {standin.base}, +{args.latency}s/call")
+        for mode in modes:
+            for kind in kinds:
+                db_dir = workdir / f"{mode}-{kind}"
+                db_dir.mkdir()
+                try:
+                    if mode == "localstripe":
+                        emulator.flush()  # each database starts from an empty emulator
+                        results.append(run_database(kind, args, emulator.base, db_dir))
+                    else:
+                        standin.reset()
+                        results.append(run_database(kind, args, standin.base, db_dir, standin))
+                except Exception as exc:  # report it, and still run the others
+                    say(traceback.format_exc())
+                    name = "SQLite" if kind == "sqlite" else "PostgreSQL"
+                    results.append(
+                        Result(
+                            database=name, stripe=mode, check=f"ERROR: {type(exc).__name__}: {exc}"
+                        )
+                    )
+                seen = sorted(set(others) | set(other_localstripes(args.stripe_port)))
+                if seen and mode == "localstripe":
+                    results[-1].notes.append(
+                        f"other localstripe processes ran at the start or end (pids {seen}): "
+                        "the machine was shared, so these figures are contended"
+                    )
     except KeyboardInterrupt:
         say("interrupted")
         return 130
     finally:
         emulator.stop()
+        if standin is not None:
+            standin.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     say(f"\ndone in {time.perf_counter() - started:.0f}s\n")
     print(table(results, args), flush=True)
