@@ -140,13 +140,11 @@ def confirm_payment(
     if pi.status == "canceled":
         raise Conflict("This contribution was canceled; please start a new one.")
     if pi.status == "requires_payment_method" and pi.error_message:
-        # A declined attempt: try the new card on a fresh intent. (Stripe would accept the
-        # old one again; the emulator refuses to confirm an intent whose charge failed.)
-        pi = gateway.create_payment_intent(
-            contribution.total, contribution.currency, stripe_metadata(contribution)
-        )
-        contribution.stripe_payment_intent_id = pi.id
-        session.flush()
+        # A declined attempt: the intent the new card is tried on (the same one at Stripe).
+        pi = gateway.intent_for_another_card(pi, stripe_metadata(contribution))
+        if pi.id != contribution.stripe_payment_intent_id:
+            contribution.stripe_payment_intent_id = pi.id
+            session.flush()
     try:
         return contribution, gateway.confirm_payment_intent(pi.id, payment_method), None
     except PaymentDeclined as declined:

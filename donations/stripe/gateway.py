@@ -137,6 +137,13 @@ class StripeGateway:
             )
         return PaymentIntent.parse(to_plain(pi))
 
+    def intent_for_another_card(
+        self, declined: PaymentIntent, metadata: Mapping[str, str]
+    ) -> PaymentIntent:
+        """The intent a donor's next card is confirmed on after a decline: Stripe takes a
+        new payment method on the same one."""
+        return declined
+
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         with self._errors():
             return PaymentIntent.parse(to_plain(self._v1.payment_intents.retrieve(intent_id)))

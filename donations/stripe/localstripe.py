@@ -58,6 +58,12 @@ class LocalstripeGateway(StripeGateway):
             self._v1.payment_intents.update(intent_id, params={"payment_method": payment_method})
             return PaymentIntent.parse(to_plain(self._v1.payment_intents.confirm(intent_id)))
 
+    def intent_for_another_card(
+        self, declined: PaymentIntent, metadata: Mapping[str, str]
+    ) -> PaymentIntent:
+        """The emulator refuses to confirm an intent whose charge failed: a fresh one."""
+        return self.create_payment_intent(declined.amount, declined.currency, metadata)
+
     def _setup_intent(self, params: dict[str, Any]) -> SetupIntent:
         with self._errors():
             seti = self._v1.setup_intents.create(

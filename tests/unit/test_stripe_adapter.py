@@ -115,3 +115,13 @@ def test_sdk_errors_become_the_projects_own():
     assert isinstance(translate(declined), PaymentDeclined)
     missing = stripe.InvalidRequestError("no such", "id", code="resource_missing", http_status=404)
     assert isinstance(translate(missing), NotFoundAtStripe)
+
+
+def test_the_readme_lists_exactly_the_webhook_events_the_service_books():
+    from donations.ledger.booking import HANDLED_TYPES
+
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- webhook-events")
+    block = readme[readme.index("-->", start) : readme.index("<!-- /webhook-events -->")]
+    listed = {part.strip(" `\n,") for part in block.split("`") if "." in part}
+    assert listed == set(HANDLED_TYPES)
