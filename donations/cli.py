@@ -125,6 +125,7 @@ def reconcile(since: datetime, apply_: bool) -> None:
     """Compare Stripe's balance transactions since a date with the ledger, by their net."""
     from donations.db import Database
     from donations.ledger.reconcile import reconcile as run
+    from donations.mail.receipts import queue_receipt
     from donations.stripe import GatewayError, gateway_from_settings
 
     settings = _settings()
@@ -140,6 +141,7 @@ def reconcile(since: datetime, apply_: bool) -> None:
             since.replace(tzinfo=None),
             apply=apply_,
             progress=lambda line: click.echo(f"  … {line}", err=True),
+            on_payment=queue_receipt,
         )
     except GatewayError as exc:
         raise click.ClickException(f"Stripe: {exc}") from exc

@@ -21,6 +21,9 @@ REFUNDS = "contra:refunds"
 DISPUTES = "contra:disputes"
 # Where reconcile books a difference Stripe's balance shows and no rule explains.
 RECONCILIATION = "equity:reconciliation"
+# Money on the Stripe balance that is not about contributions (another product's charges on
+# the same account, reserves, top-ups…): reconcile books it here so the balance stays whole.
+OTHER_STRIPE_ACTIVITY = "suspense:other_stripe_activity"
 
 ALL = (
     STRIPE_BALANCE,
@@ -35,6 +38,7 @@ ALL = (
     REFUNDS,
     DISPUTES,
     RECONCILIATION,
+    OTHER_STRIPE_ACTIVITY,
 )
 # The donor-facing accounts: a payment's gift and covered fee, what was returned to the donor.
 INCOME = (GIFTS_ONE_OFF, GIFTS_RECURRING, COVERED_FEES)
@@ -53,5 +57,8 @@ PAYOUT_PAID = "payout_paid"  # arrived at the bank
 PAYOUT_PAID_REVERSAL = "payout_paid_reversal"  # reported paid, then failed after all
 PAYOUT_REVERSAL = "payout_reversal"  # failed or canceled: back in the Stripe balance
 CORRECTION = "correction"  # reconcile's correction of a balance transaction's difference
+OTHER_ACTIVITY = "other_stripe_activity"  # a balance transaction no contribution rule claims
+# Stripe's own charges to the account (Billing, currency conversion, tax) are fees.
+STRIPE_FEE_TYPES = ("stripe_fee", "stripe_fx_fee", "tax_fee")
 PAYMENT_KINDS = (PAYMENT_ONE_OFF, PAYMENT_RECURRING)
 PAYOUT_KINDS = (PAYOUT, PAYOUT_PAID, PAYOUT_PAID_REVERSAL, PAYOUT_REVERSAL)

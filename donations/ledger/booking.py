@@ -17,6 +17,7 @@ before its payment books the payment first, and every rule is idempotent by its 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,6 @@ from sqlalchemy.orm import Session
 from donations.checkout.models import INTERVALS, Contribution, Subscription
 from donations.db import new_id, utcnow
 from donations.ledger import accounts, journal, postings
-from donations.mail.outbox import enqueue
 from donations.stripe import NotFoundAtStripe, StripeGateway
 from donations.stripe.facts import (
     BalanceTxn,
@@ -41,6 +41,8 @@ from donations.stripe.facts import (
 )
 from donations.stripe.facts import Subscription as StripeSubscription
 
+# (session, contribution, charge, gift, covered fee) of a payment just booked
+OnPayment = Callable[[Session, Contribution, Charge, int, int], None]
 FREQUENCY_OF_INTERVAL = {interval: frequency for frequency, interval in INTERVALS.items()}
 
 
@@ -163,7 +165,7 @@ def gather(gateway: StripeGateway, type_: str, obj: dict[str, Any]) -> Facts:
                     return Nothing("invoice payment without an invoice")
                 return _invoice_state(gateway.invoice(invoice_id))
             case "invoice.payment_failed":
-                return InvoiceFailed(gateway.invoice(object_id))
+                return InvoiceFailed(gateway.invoice(object_id, with_charge=False))
             case (
                 "customer.subscription.created"
                 | "customer.subscription.updated"
@@ -225,9 +227,17 @@ def settle_status(session: Session, contribution: Contribution) -> None:
 class Books:
     """Applies gathered facts to the books inside the caller's transaction."""
 
-    def __init__(self, session: Session, *, event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        event_id: str | None = None,
+        on_payment: OnPayment | None = None,
+    ) -> None:
         self.session = session
         self.event_id = event_id
+        # Told of each payment booked for the first time, in the same transaction (receipts).
+        self.on_payment = on_payment
         self.posted: list[str] = []  # keys of the entries this instance posted
 
     def apply(self, facts: Facts) -> str:
@@ -264,7 +274,7 @@ class Books:
         """The contribution a charge paid: a renewal through its invoice, a one-off through
         its PaymentIntent or the contribution id it carries."""
         if charge.invoice is not None:
-            return self.invoice_contribution(charge.invoice)
+            return self.invoice_contribution(charge.invoice, charge.amount)
         found = self._locked(Contribution.stripe_charge_id, charge.id)
         if found is None:
             found = self._locked(Contribution.stripe_payment_intent_id, charge.payment_intent_id)
@@ -295,7 +305,7 @@ class Books:
             )
         return found
 
-    def invoice_contribution(self, invoice: Invoice) -> Contribution | None:
+    def invoice_contribution(self, invoice: Invoice, charged: int) -> Contribution | None:
         """Each paid invoice is one contribution: the first is the one that started the
         subscription, every later one a renewal linked to it (made here, once)."""
         found = self._locked(Contribution.stripe_invoice_id, invoice.id)
@@ -317,7 +327,7 @@ class Books:
         ):
             first.stripe_invoice_id = invoice.id
             return first
-        frequency, amount, covered, total = self._renewal_terms(first, invoice)
+        frequency, amount, covered, total = self._renewal_terms(first, charged)
         renewal = Contribution(
             id=new_id("ctb"),
             status="pending",
@@ -341,17 +351,17 @@ class Books:
         self.session.flush()
         return renewal
 
-    def _renewal_terms(self, first: Contribution, invoice: Invoice) -> tuple[str, int, int, int]:
-        """(frequency, gift, covered fee, total) of a renewal: the first contribution's, unless
-        the donor has since changed the amount or the interval (self-service)."""
+    def _renewal_terms(self, first: Contribution, charged: int) -> tuple[str, int, int, int]:
+        """(frequency, gift, covered fee, total) of a renewal charged `charged`: the first
+        contribution's, unless the donor has since changed the amount or the interval."""
         frequency = first.frequency
         if first.stripe_subscription_id:
             sub = self.session.get(Subscription, first.stripe_subscription_id)
             if sub is not None:
                 frequency = FREQUENCY_OF_INTERVAL.get(sub.interval, frequency)
-        if invoice.amount_paid == first.total:
+        if charged == first.total:
             return frequency, first.amount, first.fee_covered, first.total
-        return frequency, invoice.amount_paid, 0, invoice.amount_paid
+        return frequency, charged, 0, charged
 
     # payments --------------------------------------------------------------------------------
     def charge_state(self, charge: Charge) -> str:
@@ -409,7 +419,8 @@ class Books:
         if not contribution.is_paid:
             contribution.succeeded_at = charge.created
             contribution.failure_message = None  # an earlier declined card no longer matters
-        self._queue_receipt(contribution, charge, gift, covered)
+        if self.on_payment is not None:
+            self.on_payment(self.session, contribution, charge, gift, covered)
         return "booked payment"
 
     def book_fee(self, txn: BalanceTxn, contribution_id: str | None) -> bool:
@@ -426,29 +437,6 @@ class Books:
             contribution_id=contribution_id,
             lines=postings.stripe_fee(txn.fee, txn.currency),
             memo=f"Stripe fee ({txn.type})",
-        )
-
-    def _queue_receipt(
-        self, contribution: Contribution, charge: Charge, gift: int, covered: int
-    ) -> None:
-        """One receipt per booked payment, in the booking's transaction (the dedupe key stops a
-        replayed or concurrent event); a renewal's says so. Sent after commit."""
-        if contribution.donor_id is None:
-            return
-        enqueue(
-            self.session,
-            kind="renewal_receipt" if contribution.parent_id else "receipt",
-            dedupe_key=f"receipt:{contribution.id}",
-            donor_id=contribution.donor_id,
-            contribution_id=contribution.id,
-            lang=contribution.lang,
-            payload={
-                "charged": charge.amount,
-                "gift": gift,
-                "covered": covered,
-                "currency": charge.currency,
-                "paid_at": charge.created.isoformat(),
-            },
         )
 
     def _at_payment_rate(self, charge: Charge, amount: int, settlement_currency: str) -> int | None:
@@ -636,6 +624,12 @@ class Books:
         txn = payout.txn
         if txn is None:
             return f"ignored: payout {payout.status} has no balance transaction yet"
+        # Facts are gathered before the transaction: events about one payout are booked one
+        # at a time, and a payout whose failure is booked is never then booked as paid.
+        journal.lock(self.session, f"payout:{payout.id}")
+        created = journal.lines_of(self.session, f"payout:{payout.id}")
+        # Booked before payouts went through transit: straight to the bank when paid.
+        legacy_paid = accounts.BANK in created
         booked = 0
         booked += self._post(
             key=f"payout:{payout.id}",
@@ -649,7 +643,8 @@ class Books:
         )
         booked += self.book_fee(txn, None)
         amount = -txn.amount
-        if payout.status == "paid":
+        returned = journal.is_posted(self.session, f"payout_reversal:{payout.id}")
+        if payout.status == "paid" and not legacy_paid and not returned:
             booked += self._post(
                 key=f"payout_paid:{payout.id}",
                 kind=accounts.PAYOUT_PAID,
@@ -660,8 +655,9 @@ class Books:
                 memo="payout arrived at the bank",
             )
         back = payout.failure_txn
-        if payout.status in ("failed", "canceled") and back is not None:
-            if journal.is_posted(self.session, f"payout_paid:{payout.id}"):
+        if payout.status in ("failed", "canceled") and back is not None and not returned:
+            in_bank = legacy_paid or journal.is_posted(self.session, f"payout_paid:{payout.id}")
+            if in_bank:
                 booked += self._post(
                     key=f"payout_paid_reversal:{payout.id}",
                     kind=accounts.PAYOUT_PAID_REVERSAL,
@@ -685,6 +681,22 @@ class Books:
         return f"payout {payout.status}: {booked} entr{'y' if booked == 1 else 'ies'} booked"
 
     # reconciliation --------------------------------------------------------------------------
+    def other_activity(self, txn: BalanceTxn) -> bool:
+        """Book a balance transaction that is not about contributions (reconcile), so that
+        the books' Stripe balance stays Stripe's."""
+        return self._post(
+            key=f"other:{txn.id}",
+            kind=accounts.OTHER_ACTIVITY,
+            currency=txn.currency,
+            occurred_at=txn.created,
+            stripe_object_id=txn.source_id or txn.id,
+            balance_transaction_id=txn.id,
+            lines=postings.other_activity(
+                txn.net, txn.currency, fee_type=txn.type in accounts.STRIPE_FEE_TYPES
+            ),
+            memo=f"{txn.type} {txn.source_id or ''} (not a contribution)"[:200],
+        )
+
     def correct(self, txn: BalanceTxn, difference: int, occurred_at: datetime) -> bool:
         """Book what Stripe's balance moved by and no rule explains (reconcile --apply)."""
         n = 1

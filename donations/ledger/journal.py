@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,25 @@ from donations.ledger.postings import Lines
 
 class UnbalancedEntry(ValueError):
     """An entry whose lines do not sum to zero in some currency."""
+
+
+def lock(session: Session, name: str) -> None:
+    """Serialise the transactions that book one Stripe object with no row of its own (a
+    payout): a transaction-scoped advisory lock on PostgreSQL; SQLite's writers are serialised
+    already (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:n, 0))"), {"n": name})
+
+
+def lines_of(session: Session, key: str) -> dict[str, int]:
+    """An entry's lines by account (empty when it is not posted)."""
+    rows = session.execute(
+        select(JournalLine.account, func.sum(JournalLine.amount))
+        .join(JournalEntry)
+        .where(JournalEntry.key == key)
+        .group_by(JournalLine.account)
+    ).all()
+    return {account: int(total) for account, total in rows}
 
 
 def is_posted(session: Session, key: str) -> bool:
@@ -129,6 +148,22 @@ def balance_transaction_net(session: Session, txn_id: str) -> int | None:
         .where(JournalEntry.balance_transaction_id == txn_id)
     ).one()
     return int(row[1]) if row[0] else None
+
+
+def has_unlinked_entries(session: Session, stripe_object_id: str) -> bool:
+    """Whether entries about this Stripe object move the Stripe balance without naming their
+    balance transaction (booked before migration 0006 linked them)."""
+    found = session.scalar(
+        select(JournalEntry.id)
+        .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
+        .where(
+            JournalEntry.stripe_object_id == stripe_object_id,
+            JournalEntry.balance_transaction_id.is_(None),
+            JournalLine.account == STRIPE_BALANCE,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def trial_balance(session: Session) -> tuple[list[dict[str, object]], bool]:

@@ -153,3 +153,10 @@ def correction(difference: int, currency: str) -> Lines:
     return merged(
         [(a.STRIPE_BALANCE, currency, difference), (a.RECONCILIATION, currency, -difference)]
     )
+
+
+def other_activity(net: int, currency: str, *, fee_type: bool) -> Lines:
+    """A balance transaction no contribution rule claims: Stripe's own fees to the account
+    are an expense; anything else waits in suspense for the newsroom to account for."""
+    counterpart = a.STRIPE_FEES if fee_type else a.OTHER_STRIPE_ACTIVITY
+    return merged([(a.STRIPE_BALANCE, currency, net), (counterpart, currency, -net)])

@@ -6,8 +6,10 @@ Every request passes its params as a literal typed by the SDK's own TypedDicts
 one. The localstripe emulator's dialect (`donations.stripe.localstripe`) overrides the few
 calls it answers differently; nothing outside this package knows which one is in use.
 
-Gathering for the books costs few round trips by expanding what it needs:
-- an invoice → its payment → PaymentIntent → latest charge → balance transaction: 1 call;
+Gathering for the books costs few round trips by expanding what it needs (Stripe expands at
+most four levels, counting every segment of a path):
+- an invoice → its payments → PaymentIntent (1 call), then the charge with its balance
+  transaction (1 call): 2;
 - a PaymentIntent or charge: 1 call, plus 1 (`/v1/invoice_payments` by payment) when it
   carries no contribution of its own, to find the invoice it paid: at most 2;
 - a refund, a dispute: 1 call with the charge expanded, plus the same invoice look-up;
@@ -57,14 +59,17 @@ from donations.stripe.facts import (
 log = logging.getLogger(__name__)
 
 PRODUCT_ID = "donations-recurring"
-# What a charge is gathered with: its money, its PaymentIntent (metadata) and its refunds'.
+# What a charge is gathered with: its money, its PaymentIntent (metadata) and its refunds'
+# (`refunds` is includable: named on its own too). Stripe expands at most four levels, every
+# segment of a path counted (`data` too).
 CHARGE_EXPAND = [
     "balance_transaction",
     "payment_intent",
+    "refunds",
     "refunds.data.balance_transaction",
     "refunds.data.failure_balance_transaction",
 ]
-INVOICE_EXPAND = ["payments.data.payment.payment_intent.latest_charge.balance_transaction"]
+INVOICE_EXPAND = ["payments", "payments.data.payment.payment_intent"]
 
 
 class StripeGateway:
@@ -424,25 +429,33 @@ class StripeGateway:
         charge = parse_charge(charge_raw, intent=raw, invoice=invoice) if charge_raw else None
         return PaymentAttempt(intent, charge, invoice)
 
-    def invoice(self, invoice_id: str) -> InvoicePayment:
-        """An invoice, its PaymentIntent, charge and balance transaction (1 call)."""
+    def invoice(self, invoice_id: str, *, with_charge: bool = True) -> InvoicePayment:
+        """An invoice with its PaymentIntent (1 call) and, when asked, the charge that paid it
+        with its balance transaction (1 more)."""
         with self._errors():
             raw = to_plain(
                 self._v1.invoices.retrieve(invoice_id, params={"expand": INVOICE_EXPAND})
             )
         invoice = parse_invoice(raw)
         payments = [p for p in ((raw.get("payments") or {}).get("data") or []) if p]
-        payments.sort(key=lambda p: p.get("status") != "paid")
-        charge, error = None, None
-        for payment in payments:
-            intent = expanded((payment.get("payment") or {}).get("payment_intent"))
-            if intent is None:
-                continue
-            error = error or PaymentIntent.parse(intent).error_message
-            charge_raw = expanded(intent.get("latest_charge"))
-            if charge_raw is not None and charge is None:
-                charge = parse_charge(charge_raw, intent=intent, invoice=invoice)
-        return InvoicePayment(invoice, charge, error)
+        payments.sort(key=lambda p: p.get("status") != "paid")  # a paid one first
+        intents = [
+            intent
+            for p in payments
+            if (intent := expanded((p.get("payment") or {}).get("payment_intent"))) is not None
+        ]
+        error = next((e for i in intents if (e := PaymentIntent.parse(i).error_message)), None)
+        charge_id = next((c for i in intents if (c := ref_id(i.get("latest_charge")))), None)
+        if not with_charge or charge_id is None:
+            return InvoicePayment(invoice, None, error)
+        with self._errors():
+            charge_raw = to_plain(
+                self._v1.charges.retrieve(charge_id, params={"expand": ["balance_transaction"]})
+            )
+        intent = next(i for i in intents if ref_id(i.get("latest_charge")) == charge_id)
+        return InvoicePayment(
+            invoice, parse_charge(charge_raw, intent=intent, invoice=invoice), error
+        )
 
     def refund(self, refund_id: str) -> tuple[Refund, Charge]:
         """A refund and its charge with every refund of it (≤ 2 calls)."""
@@ -453,7 +466,11 @@ class StripeGateway:
                     params={
                         "expand": [
                             *self.refund_expand,
-                            *(f"charge.{path}" for path in self.charge_expand),
+                            *(
+                                f"charge.{path}"
+                                for path in self.charge_expand
+                                if path.count(".") < 3
+                            ),
                         ]
                     },
                 )

@@ -107,7 +107,7 @@ class LocalstripeGateway(StripeGateway):
         invoice = expanded(raw.get("invoice"))
         return parse_invoice(invoice) if invoice is not None else None
 
-    def invoice(self, invoice_id: str) -> InvoicePayment:
+    def invoice(self, invoice_id: str, *, with_charge: bool = True) -> InvoicePayment:
         with self._errors():
             raw = to_plain(
                 self._v1.invoices.retrieve(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from donations.db import Database, utcnow
 from donations.ledger import booking
+from donations.mail.receipts import queue_receipt
 from donations.stripe import StripeGateway
 from donations.webhooks.models import StripeEvent
 
@@ -65,7 +66,8 @@ def record_and_book(
             session.add(record)
     except IntegrityError:
         return DUPLICATE  # a concurrent delivery of the same event got there first
-    outcome = booking.Books(session, event_id=event["id"]).apply(facts)
+    books = booking.Books(session, event_id=event["id"], on_payment=queue_receipt)
+    outcome = books.apply(facts)
     record.outcome = outcome[:500]
     return outcome
 

@@ -1,9 +1,9 @@
 """journal entries name the balance transaction they book
 
 Entries book Stripe's balance transactions (amount, fee, net in the settlement currency), and
-reconcile compares each transaction's net with the entries that name it. Fee entries already
-named theirs in their key (`fee:txn_…`) and are linked here; earlier payment, refund, dispute
-and payout entries are not (reconcile leaves an entry it finds under its rule's key alone).
+reconcile compares each transaction's net with the entries that name it. Entries made before
+stay unlinked, all of them alike (a fee linked without its payment would look like a
+difference): reconcile leaves a transaction whose source has unlinked entries alone.
 
 Revision ID: 0006
 Revises: 0005
@@ -31,10 +31,6 @@ def upgrade() -> None:
             ["balance_transaction_id"],
             unique=False,
         )
-    op.execute(
-        "UPDATE journal_entries SET balance_transaction_id = stripe_object_id "
-        "WHERE key LIKE 'fee:txn_%'"
-    )
 
 
 def downgrade() -> None:

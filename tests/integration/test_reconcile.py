@@ -9,6 +9,7 @@ import pytest
 
 from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
+from donations.ledger import journal
 from tests.conftest import STRIPE_SECRET, WEBHOOK_SECRET
 
 
@@ -68,8 +69,6 @@ def test_reconcile_books_missed_payments_and_refunds_then_finds_nothing(
     with database.sessions() as s:
         c = s.get(Contribution, cid)
         assert (c.status, c.refunded_amount) == ("partially_refunded", 200)
-    from donations.ledger import journal
-
     with database.sessions() as s:
         assert journal.account_total(s, a.STRIPE_BALANCE, "usd", contribution_id=cid) == 4000
 
@@ -78,8 +77,8 @@ def test_reconcile_books_missed_payments_and_refunds_then_finds_nothing(
     assert "0 difference(s)" in again.stderr
 
 
-def test_reconcile_ignores_charges_that_are_not_contributions(
-    deliveries_lost, stripe_client, migrated_url, localstripe
+def test_reconcile_never_books_a_charge_that_is_not_a_contribution_as_one(
+    deliveries_lost, stripe_client, migrated_url, localstripe, database
 ):
     pi = stripe_client.v1.payment_intents.create(
         params={
@@ -91,5 +90,11 @@ def test_reconcile_ignores_charges_that_are_not_contributions(
     )
     stripe_client.v1.payment_intents.confirm(pi.id)
     result = run_reconcile(migrated_url, localstripe)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "not booked" not in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "charge not a contribution" in result.stdout
+    assert "charge not booked" not in result.stdout
+    applied = run_reconcile(migrated_url, localstripe, "--apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    with database.sessions() as s:
+        assert s.query(Contribution).count() == 0
+        assert journal.account_total(s, a.OTHER_STRIPE_ACTIVITY, "usd") == -999

@@ -5,9 +5,12 @@ line, when Stripe answers in the shapes a newsroom's own key gets."""
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import func, select
 
+from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
 from tests.endive import Endive
 
@@ -147,7 +150,7 @@ def test_a_payment_event_costs_at_most_two_stripe_round_trips(endive):
         "charge.succeeded",
     ):
         assert max(calls[type_]) <= 2, (type_, calls[type_])
-    assert max(calls["invoice.paid"]) == 1
+    assert max(calls["invoice.paid"]) == 2  # the invoice with its intent, then the charge
     one_off = endive.give(1000)
     endive.standin.requests.clear()
     event = next(e for e in endive.standin.undelivered() if e["type"] == "payment_intent.succeeded")
@@ -449,11 +452,107 @@ def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, m
     assert endive.keys() == before
 
 
-def test_reconcile_leaves_charges_that_are_not_contributions_alone(endive, migrated_url):
+def test_reconcile_books_money_that_is_not_about_contributions_aside(endive, migrated_url):
+    """Another product's charge on the same account moves Stripe's balance too: reconcile
+    books it aside (suspense), never as a contribution, so the balances still agree."""
     pi = endive.stripe.v1.payment_intents.create(
         params={"amount": 999, "currency": "usd", "allowed_payment_method_types": ["card"]}
     )
     endive.stripe.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
-    result = run_reconcile(endive, migrated_url)
+    dry = run_reconcile(endive, migrated_url)
+    assert dry.returncode == 1 and "charge not a contribution" in dry.stdout, dry.stdout
+    applied = run_reconcile(endive, migrated_url, "--apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    net = endive.standin.balance()["usd"]
+    assert endive.per_currency(a.OTHER_STRIPE_ACTIVITY)["usd"] == -net
+    with endive.database.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Contribution)) == 0
+    endive.assert_books_match_stripe()
+    assert run_reconcile(endive, migrated_url).returncode == 0
+
+
+def test_entries_booked_before_they_named_their_transactions_are_not_booked_twice(
+    endive, migrated_url, database
+):
+    """A payment, its fee and a payout booked by the service before migration 0006 (no
+    balance transaction named, the payout straight to the bank): reconcile adds nothing, and
+    the payout's late events do not pay it into the bank a second time."""
+    from donations.ledger import journal, postings
+
+    cid = endive.give(5000)
+    charge = endive.charge_of(cid)
+    txn = endive.standin.get(charge["balance_transaction"])
+    payout = endive.standin.create_payout(3000)
+    endive.standin.pay_payout(payout["id"])
+    with database.transaction() as s:
+        c = s.get(Contribution, cid)
+        c.stripe_charge_id, c.status = charge["id"], "succeeded"
+        common = {"occurred_at": datetime.now(UTC).replace(tzinfo=None), "contribution_id": cid}
+        journal.post(
+            s,
+            key=f"payment:{charge['id']}",
+            kind=a.PAYMENT_ONE_OFF,
+            currency="usd",
+            stripe_object_id=charge["id"],
+            lines=postings.payment(
+                5000,
+                5000,
+                0,
+                currency="usd",
+                settled=5000,
+                settlement_currency="usd",
+                recurring=False,
+            ),
+            **common,
+        )
+        journal.post(
+            s,
+            key=f"fee:{txn['id']}",
+            kind=a.STRIPE_FEE,
+            currency="usd",
+            stripe_object_id=txn["id"],
+            lines=postings.stripe_fee(txn["fee"], "usd"),
+            **common,
+        )
+        journal.post(  # the old shape: a paid payout went straight to the bank
+            s,
+            key=f"payout:{payout['id']}",
+            kind=a.PAYOUT,
+            currency="usd",
+            occurred_at=common["occurred_at"],
+            stripe_object_id=payout["id"],
+            lines=[(a.BANK, "usd", 3000), (a.STRIPE_BALANCE, "usd", -3000)],
+        )
+    before = endive.keys()
+    result = run_reconcile(endive, migrated_url, "--apply")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "not booked" not in result.stdout
+    assert endive.keys() == before  # nothing booked twice, no correction
+    endive.deliver()  # the payout's own events, late
+    assert endive.per_currency(a.BANK)["usd"] == 3000
+    assert endive.per_currency(a.PAYOUTS_IN_TRANSIT).get("usd", 0) == 0
+    assert endive.per_currency(a.STRIPE_BALANCE)["usd"] == endive.standin.balance()["usd"]
+
+
+def test_a_payout_whose_failure_is_booked_is_never_then_booked_as_paid(endive, database):
+    """Facts are gathered before the write: a `payout.paid` gathered before its failure and
+    written after it must not put the money in the bank."""
+    from donations.ledger import booking
+    from donations.stripe.facts import parse_payout
+
+    endive.give(10000)
+    payout = endive.standin.create_payout(4000)
+    endive.standin.pay_payout(payout["id"])
+    seen_paid = endive.standin.get(payout["id"])
+    endive.standin.fail_payout(payout["id"])
+    endive.deliver()
+    stale = parse_payout(
+        {
+            **seen_paid,
+            "balance_transaction": endive.standin.get(seen_paid["balance_transaction"]),
+        }
+    )
+    assert stale.status == "paid"
+    with database.transaction() as s:
+        booking.Books(s).apply(booking.PayoutState(stale))
+    assert endive.per_currency(a.BANK).get("usd", 0) == 0
+    endive.assert_books_match_stripe()

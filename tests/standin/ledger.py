@@ -584,7 +584,11 @@ class Ledger:
 
     def _expand_at(self, node: Any, parts: list[str], path: str, depth: int) -> None:
         """Expand `parts` under `node`: an id becomes its object, an includable field appears,
-        `data` walks a list's elements; at most 4 expansions deep."""
+        `data` walks a list's elements. Stripe allows at most four levels, counting every
+        segment of the path (its docs: `data.invoice.subscription.default_source` is the
+        deepest allowed when listing charges)."""
+        if len(path.split(".")) > 4:
+            raise bad(f"You cannot expand more than 4 levels of a property ({path}).", "expand")
         if not parts or node is None:
             return
         if isinstance(node, list):
