@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 import requests
+import stripe
 from sqlalchemy import func, select
 
 from donations.app import create_app
 from donations.checkout.models import Contribution, Donor
 from donations.ledger.models import JournalEntry
 from donations.webhooks.models import StripeEvent
-from tests.conftest import LiveServer, free_port, sign, wait_for
+from tests.conftest import STRIPE_SECRET, LiveServer, free_port, sign, wait_for
 
 pytestmark = pytest.mark.faults
 ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
@@ -79,6 +80,13 @@ def test_a_database_restart_under_a_webhook_stream_loses_and_doubles_nothing(
     n = 60
     standin.reset()
     standin.settlement_currency = "usd"
+    stripe_side = stripe.StripeClient(
+        STRIPE_SECRET, base_addresses={"api": standin.base}, max_network_retries=0
+    )
+    funds = stripe_side.v1.payment_intents.create(
+        params={"amount": 40_000, "currency": "usd", "allowed_payment_method_types": ["card"]}
+    )
+    stripe_side.v1.payment_intents.confirm(funds.id, params={"payment_method": "pm_card_visa"})
     payouts = [standin.create_payout(500)["id"] for _ in range(n)]
     events = [e for e in standin.undelivered() if e["type"] == "payout.created"]
     assert len(events) == n
