@@ -1,15 +1,19 @@
-"""Soak: the reader endpoints at saturation while signed webhooks arrive, under the recommended
-server (`donations serve`: granian, 2 workers × 4 blocking threads).
+"""Soak: the reader endpoints at saturation, alone and while signed webhooks arrive, under the
+recommended server (`donations serve`: granian, 2 workers × 4 blocking threads).
 
-For --duration seconds (default 60) three loads run at once against one server:
-  - wrk saturating GET /api/v1/appeal with varied reader queries (bench/appeal.py's),
-  - wrk saturating POST /api/v1/events with batches of 20 events,
-  - a steady stream of signed `payout.paid` webhooks (--webhooks-per-second), each a new payout.
-Then it checks: 0 errors (non-2xx or socket errors) on every load, every webhook answered 200,
-the ledger holds exactly one payout entry per webhook sent, and the stored event counts equal
-the events accepted. It prints each worker's resident memory before and after.
+Two phases of --duration seconds (default 60) each, on one server:
+  1. readers alone: wrk saturating GET /api/v1/appeal with varied reader queries (bench/appeal.py's)
+     and wrk saturating POST /api/v1/events with batches of 20 events (real impression tokens);
+  2. the same two loads while a steady stream of Stripe's own signed `payout.created` events
+     arrives (--webhooks-per-second, default 20), for payouts made beforehand at the stand-in for
+     Stripe's API at the pinned version (tests/standin), with --stripe-latency seconds per call.
+The webhooks are acknowledged once stored (the inbox) and booked by the workers' bookers, so the
+readers' throughput with them must stay ≥ 0.8× that without. Then it checks: 0 errors (non-2xx
+or socket errors) on every load, every webhook answered 200, the ledger holding exactly one
+payout entry per webhook sent once the inbox is booked, and the stored event counts equal the
+events accepted. It prints each worker's resident memory before and after.
 
-    python bench/soak.py                   # SQLite file, 60 s
+    python bench/soak.py                   # SQLite file, 2 × 60 s
     python bench/soak.py --postgres-url postgresql://postgres@127.0.0.1:5432/test
 """
 
@@ -34,8 +38,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
+import stripe  # noqa: E402
 from appeal import (  # noqa: E402
-    BATCH,
     Load,
     Server,
     event_total,
@@ -47,7 +51,6 @@ from appeal import (  # noqa: E402
 )
 from webhooks import sign  # noqa: E402
 
-from donations.emulator import LocalStripe  # noqa: E402
 from donations.settings import DEV_WEBHOOK_SECRET  # noqa: E402
 
 WORKERS, THREADS = 2, 4  # what `donations serve` runs by default (README, "Serving")
@@ -86,11 +89,14 @@ def memory(pid: int) -> dict[str, int]:
 
 
 class Webhooks(threading.Thread):
-    """Signed payout.paid events at a steady rate until stopped; records every answer."""
+    """Stripe's own signed events, one after another at a steady rate, until stopped or all
+    sent; records every answer."""
 
-    def __init__(self, base: str, rate: float, stop: threading.Event) -> None:
+    def __init__(
+        self, base: str, rate: float, events: list[dict[str, Any]], stop: threading.Event
+    ) -> None:
         super().__init__(daemon=True)
-        self.base, self.rate, self.stop = base, rate, stop
+        self.base, self.rate, self.events, self.stop = base, rate, events, stop
         self.sent: list[str] = []
         self.failures: list[str] = []
         self.latencies: list[float] = []
@@ -98,25 +104,9 @@ class Webhooks(threading.Thread):
     def run(self) -> None:
         http = requests.Session()
         interval, next_at = 1 / self.rate, time.monotonic()
-        while not self.stop.is_set():
-            payout_id = f"po_soak_{secrets.token_hex(8)}"
-            event = {
-                "id": f"evt_soak_{secrets.token_hex(8)}",
-                "object": "event",
-                "type": "payout.paid",
-                "created": int(time.time()),
-                "data": {
-                    "object": {
-                        "id": payout_id,
-                        "object": "payout",
-                        "amount": 1000,
-                        "currency": "usd",
-                        "created": int(time.time()),
-                        "arrival_date": int(time.time()),
-                        "status": "paid",
-                    }
-                },
-            }
+        for event in self.events:
+            if self.stop.is_set():
+                return
             body = json.dumps(event).encode()
             started = time.monotonic()
             try:
@@ -134,7 +124,7 @@ class Webhooks(threading.Thread):
             except requests.RequestException as exc:
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
             self.latencies.append(time.monotonic() - started)
-            self.sent.append(payout_id)
+            self.sent.append(event["data"]["object"]["id"])
             if not ok:
                 self.failures.append(detail)
             next_at += interval
@@ -146,12 +136,7 @@ def payouts_booked(url: str) -> int:
     try:
         with engine.connect() as conn:
             return int(
-                conn.scalar(
-                    sa.text(
-                        "SELECT count(*) FROM journal_entries "
-                        "WHERE kind = 'payout' AND key LIKE 'payout:po_soak_%'"
-                    )
-                )
+                conn.scalar(sa.text("SELECT count(*) FROM journal_entries WHERE kind = 'payout'"))
             )
     finally:
         engine.dispose()
@@ -175,6 +160,9 @@ def main() -> int:
     parser.add_argument("--webhooks-per-second", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=32, help="per wrk load")
     parser.add_argument("--postgres-url", help="run on a fresh database on this server")
+    parser.add_argument(
+        "--stripe-latency", type=float, default=0.05, help="seconds per stand-in call (0.05)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="donations-soak-"))
@@ -203,24 +191,43 @@ def main() -> int:
                 save_campaign(session, CampaignDocument().load(raw))
         database.dispose()
 
-    stripe_port = free_port()
-    emulator = LocalStripe(stripe_port, log_path=workdir / "localstripe.log")
-    say(f"starting localstripe on {stripe_port}")
-    emulator.start()
+    # Stripe: the stand-in for its API at the pinned version, in this process, with money in
+    # the balance and the payouts whose events the webhook phase will send.
+    from tests.standin import StripeStandin
+
+    standin = StripeStandin(latency=args.stripe_latency).start()
+    say(f"stand-in for Stripe on {standin.base} (+{args.stripe_latency}s per call)")
+    n_hooks = int(args.duration * args.webhooks_per_second) + 10
+    sdk = stripe.StripeClient("sk_test_soak", base_addresses={"api": standin.base})
+    funds = sdk.v1.payment_intents.create(
+        params={"amount": 100 * n_hooks + 10_000, "currency": "usd",
+                "allowed_payment_method_types": ["card"]}
+    )  # fmt: skip
+    sdk.v1.payment_intents.confirm(funds.id, params={"payment_method": "pm_card_visa"})
+    latency, standin.latency = standin.latency, 0.0
+    for _ in range(n_hooks):
+        standin.create_payout(100)
+    standin.latency = latency
+    payout_events = [e for e in standin.undelivered() if e["type"] == "payout.created"]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env: dict[str, Any] = {
         **fx.env,
         "DATABASE_URL": url,
-        "STRIPE_API_BASE": emulator.base,
+        "STRIPE_API_BASE": standin.base,
+        "STRIPE_SECRET_KEY": "sk_test_soak",
+        "STRIPE_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
         "PUBLIC_BASE_URL": base,
     }
+    env.pop("STRIPE_EMULATOR", None)
     cmd = [
         sys.executable, "-m", "donations.cli", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(WORKERS), "--blocking-threads", str(THREADS),
     ]  # fmt: skip
     server = Server("donations serve", cmd, env, workdir / "server.log")
     server.start(base)
+    phases: dict[str, dict[str, Load]] = {}
+    hooks: Webhooks | None = None
     try:
         wait_until(lambda: requests.get(f"{base}/readyz", timeout=5).ok, 30, "readiness")
         before_events = event_total(url)
@@ -229,84 +236,106 @@ def main() -> int:
         mem_before = memory(main_pid)
         say(f"memory before: {mem_before}")
 
-        stop = threading.Event()
-        hooks = Webhooks(base, args.webhooks_per_second, stop)
-        results: dict[str, Load] = {}
+        def phase(name: str, with_hooks: bool) -> dict[str, Load]:
+            nonlocal hooks
+            results: dict[str, Load] = {}
 
-        def load(name: str, script: Path, extra: list[str], tail: float) -> None:
-            results[name] = run_wrk(
-                name,
-                base,
-                script,
-                extra,
-                threads=1,
-                connections=args.connections,
-                seconds=args.duration + tail,
-            )
+            def load(kind: str, script: Path, extra: list[str], tail: float) -> None:
+                results[kind] = run_wrk(
+                    f"{name}: {kind}",
+                    base,
+                    script,
+                    extra,
+                    threads=1,
+                    connections=args.connections,
+                    seconds=args.duration + tail,
+                )
 
-        say(f"soaking for {args.duration:.0f} s: appeal + events at saturation, webhooks at "
-            f"{args.webhooks_per_second:g}/s")  # fmt: skip
-        loads = [
-            threading.Thread(
-                target=load, args=("appeal", fx.get_lua, [str(fx.queries), "/api/v1/appeal?"], 0.0)
-            ),
-            # the events load ends with a few seconds of /healthz, so no batch is in flight
-            threading.Thread(
-                target=load,
-                args=("events", fx.events_lua, [str(fx.bodies), f"{args.duration:g}"], 3.0),
-            ),
-        ]
-        hooks.start()
-        for t in loads:
-            t.start()
-        started = time.monotonic()
-        while any(t.is_alive() for t in loads):
-            time.sleep(5)
-            say(f"  … {time.monotonic() - started:.0f} s, {len(hooks.sent)} webhooks sent")
-        stop.set()
-        hooks.join(timeout=60)
+            rate = f", webhooks at {args.webhooks_per_second:g}/s" if with_hooks else ""
+            say(f"{name}: {args.duration:.0f} s, appeal + events at saturation{rate}")
+            stop = threading.Event()
+            if with_hooks:
+                hooks = Webhooks(base, args.webhooks_per_second, payout_events, stop)
+            loads = [
+                threading.Thread(
+                    target=load,
+                    args=("appeal", fx.get_lua, [str(fx.queries), "/api/v1/appeal?"], 0.0),
+                ),
+                # the events load ends with a few seconds of /healthz: no batch in flight
+                threading.Thread(
+                    target=load,
+                    args=("events", fx.events_lua, [str(fx.bodies), f"{args.duration:g}"], 3.0),
+                ),
+            ]
+            if hooks is not None and with_hooks:
+                hooks.start()
+            for t in loads:
+                t.start()
+            started = time.monotonic()
+            while any(t.is_alive() for t in loads):
+                time.sleep(5)
+                sent = f", {len(hooks.sent)} webhooks sent" if with_hooks and hooks else ""
+                say(f"  … {time.monotonic() - started:.0f} s{sent}")
+            stop.set()
+            if with_hooks and hooks is not None:
+                hooks.join(timeout=60)
+            return results
+
+        phases["readers alone"] = phase("readers alone", with_hooks=False)
+        phases["with webhooks"] = phase("with webhooks", with_hooks=True)
         mem_after = memory(main_pid)
-
-        sent = len(hooks.sent)
-        wait_until(lambda: payouts_booked(url) >= sent, 60, "every webhook booked")
+        sent = len(hooks.sent) if hooks else 0
+        wait_until(lambda: payouts_booked(url) >= sent, 120, "every webhook booked")
         booked = payouts_booked(url)
     finally:
         server.stop()
-        emulator.stop()
+        standin.stop()
     # in-process counts are flushed at shutdown: compare after the server stopped
-    events = results.get("events")
-    accepted = events.counts.get("s202", 0) * BATCH if events else 0
-    in_flight = (
-        (events.counts.get("sent_events", 0) - events.counts.get("s202", 0)) if events else 0
+    accepted = sum(p["events"].counts.get("accepted", 0) for p in phases.values() if "events" in p)
+    in_flight = sum(
+        p["events"].counts.get("sent_events", 0) - p["events"].counts.get("s202", 0)
+        for p in phases.values()
+        if "events" in p
     )
     stored = event_total(url) - before_events
 
-    print(f"\nSoak: {args.duration:.0f} s under donations serve ({WORKERS} workers × {THREADS} "
-          f"threads), database {'PostgreSQL' if args.postgres_url else 'SQLite'}")  # fmt: skip
-    ok = set(results) == {"appeal", "events"}  # both loads ran (wrk is Debian's `wrk`)
-    for name, result in results.items():
-        errors = result.non_2xx + result.socket_errors + result.counts.get("timeouts", 0)
-        ok &= errors == 0 and not result.error
-        print(
-            f"  {name:8} {result.rate:9,.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
-            f"p99 {result.p99_ms:7.1f} ms  errors {errors}  {result.error}"
-        )
-    lat = sorted(hooks.latencies) or [0.0]
+    print(f"\nSoak: 2 × {args.duration:.0f} s under donations serve ({WORKERS} workers × "
+          f"{THREADS} threads), database {'PostgreSQL' if args.postgres_url else 'SQLite'}, "
+          f"Stripe stand-in +{args.stripe_latency * 1000:.0f} ms per call")  # fmt: skip
+    ok = all(set(p) == {"appeal", "events"} for p in phases.values()) and len(phases) == 2
+    for phase_name, results in phases.items():
+        for name, result in results.items():
+            errors = result.non_2xx + result.socket_errors + result.counts.get("timeouts", 0)
+            ok &= errors == 0 and not result.error
+            print(
+                f"  {phase_name:14} {name:7} {result.rate:9,.0f} req/s  p50 "
+                f"{result.p50_ms:6.1f} ms  p99 {result.p99_ms:7.1f} ms  errors {errors}  "
+                f"{result.error}"
+            )
+    if len(phases) == 2:
+        alone, loaded = phases["readers alone"], phases["with webhooks"]
+        for kind in ("appeal", "events"):
+            if kind in alone and kind in loaded and alone[kind].rate:
+                ratio = loaded[kind].rate / alone[kind].rate
+                verdict = "≥ 0.8" if ratio >= 0.8 else "BELOW 0.8"
+                print(f"  {kind} throughput with webhooks ÷ without: {ratio:.2f} ({verdict})")
+                ok &= ratio >= 0.8
+    lat = sorted(hooks.latencies) if hooks and hooks.latencies else [0.0]
+    failures = hooks.failures if hooks else []
     print(
-        f"  webhooks {sent} sent, {len(hooks.failures)} failed, p50 "
+        f"  webhooks {sent} sent, {len(failures)} failed, acknowledged p50 "
         f"{lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms; "
         f"ledger holds {booked} payout entries ({'exact' if booked == sent else 'MISMATCH'})"
     )
-    ok &= not hooks.failures and booked == sent
-    if events is not None:
-        verdict = "exact" if stored == accepted else "MISMATCH"
-        print(f"  events   {accepted:,} accepted, {stored:,} stored ({verdict}; "
-              f"{in_flight} batches in flight)")  # fmt: skip
-        ok &= stored == accepted
+    ok &= not failures and booked == sent and sent > 0
+    verdict = "exact" if stored == accepted else "MISMATCH"
+    print(f"  events   {accepted:,} accepted, {stored:,} stored ({verdict}; "
+          f"{in_flight} batches in flight)")  # fmt: skip
+    ok &= stored == accepted
     print("  memory (RSS, KiB) before → after:")
     for key, kib in mem_before.items():
         print(f"    {key:28} {kib:8,} → {mem_after.get(key, 0):8,}")
-    for failure in hooks.failures[:5]:
+    for failure in failures[:5]:
         print(f"  webhook failure: {failure}")
     print("RESULT:", "OK" if ok else "FAILED")
     return 0 if ok else 1

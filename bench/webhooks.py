@@ -324,6 +324,196 @@ class Granian:
 
 # --- one database -----------------------------------------------------------------------------
 @dataclass
+class Booking:
+    """How the inbox's bookers kept up: events booked, over what wall time, and each event's
+    lag from its acknowledgement to its booking."""
+
+    count: int = 0
+    seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)
+    pending: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else float("nan")
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+@dataclass
+class Acks:
+    """Acknowledgements under wrk: signed events (each a new one) stored in the inbox."""
+
+    requests: int = 0
+    ok: int = 0
+    seconds: float = 0.0
+    p50_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    booking: Booking | None = None
+    error: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else float("nan")
+
+
+# Each wrk thread posts its own share of pre-signed events (no event twice), then GETs /healthz
+# until wrk stops, so no POST is cut mid-flight. Prints one JSON line for the script to read.
+LUA_ACKS = r"""
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+  thread:set("nthreads", 0)
+end
+function init(args)
+  ok, other, posted = 0, 0, 0
+  local all = {}
+  for line in io.lines(args[1]) do all[#all + 1] = line end
+  local n = tonumber(args[2])
+  mine = {}
+  for i = tid, #all, n do mine[#mine + 1] = all[i] end
+  idx = 0
+end
+function request()
+  idx = idx + 1
+  local line = mine[idx]
+  if line == nil then return wrk.format("GET", "/healthz") end
+  posted = posted + 1
+  local tab = string.find(line, "\t", 1, true)
+  return wrk.format("POST", "/webhooks/stripe", {
+    ["Content-Type"] = "application/json",
+    ["Stripe-Signature"] = string.sub(line, 1, tab - 1),
+  }, string.sub(line, tab + 1))
+end
+function response(status, headers, body)
+  if idx <= #mine then
+    if status == 200 then ok = ok + 1 else other = other + 1 end
+    if idx == #mine then finished = os.clock() end
+  end
+end
+function done(summary, latency, requests)
+  local okn, othern, postedn = 0, 0, 0
+  for _, t in ipairs(threads) do
+    okn = okn + t:get("ok"); othern = othern + t:get("other"); postedn = postedn + t:get("posted")
+  end
+  io.write(string.format(
+    'ACKS {"ok":%d,"other":%d,"posted":%d,"p50_us":%d,"p99_us":%d,"duration_us":%d}\n',
+    okn, othern, postedn, latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def wrk_acks(
+    base: str, secret: str, args: argparse.Namespace, workdir: Path, engine: Engine
+) -> Acks:
+    """(a') wrk posts as many new signed events as the server acknowledges in
+    `--ack-seconds`: payouts Stripe doesn't know (the bookers ask, and book them as ignored)."""
+    n = args.ack_events
+    now = int(time.time())
+    lines = []
+    for k in range(n):
+        body = json.dumps(
+            {
+                "id": f"evt_ack_{k}_{secrets.token_hex(6)}",
+                "object": "event",
+                "type": "payout.paid",
+                "created": now,
+                "livemode": False,
+                "data": {"object": {"id": f"po_ack_{k}", "object": "payout"}},
+            },
+            separators=(",", ":"),
+        ).encode()
+        lines.append(sign(body, secret, now) + "\t" + body.decode())
+    events_file = workdir / "ack-events.txt"
+    events_file.write_text("\n".join(lines) + "\n")
+    script = workdir / "acks.lua"
+    script.write_text(LUA_ACKS)
+    threads = 2
+    say(f"  (a') wrk -t{threads} -c{args.concurrency}: up to {n} new signed events")
+    since = datetime.now(UTC).replace(tzinfo=None)
+    proc = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{args.concurrency}",
+            f"-d{args.ack_seconds:g}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(script),
+            base,
+            "--",
+            str(events_file),
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=args.ack_seconds + 120,
+        check=False,
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("ACKS ")), None)
+    acks = Acks()
+    if proc.returncode != 0 or line is None:
+        acks.error = f"wrk exited {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}"
+        say(f"    {acks.error}")
+        return acks
+    data = json.loads(line.split(" ", 1)[1])
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text(
+                "SELECT min(received_at), max(received_at), count(*) FROM stripe_events "
+                "WHERE id LIKE 'evt_ack_%'"
+            )
+        ).one()
+    acks.requests, acks.ok = data["posted"], data["ok"]
+    acks.p50_ms, acks.p99_ms = data["p50_us"] / 1000, data["p99_us"] / 1000
+    if stored[2]:
+        acks.seconds = (_when(stored[1]) - _when(stored[0])).total_seconds()
+    if stored[2] != acks.ok:
+        acks.error = f"{acks.ok} acknowledged but {stored[2]} stored"
+    say(f"    {acks.ok} acknowledged in {acks.seconds:.1f}s ({acks.rate:,.0f}/s)")
+    acks.booking = wait_booked(engine, since)
+    return acks
+
+
+def wait_booked(engine: Engine, since: datetime, timeout: float = 600.0) -> Booking:
+    """Wait until no stored event waits to be booked; the booking lags of those received
+    since `since` (the bookers run in the server's workers, woken by each acknowledgement)."""
+    say("  waiting for the bookers to book the inbox")
+    deadline = time.monotonic() + timeout
+    pending = -1
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            pending = conn.execute(
+                text("SELECT count(*) FROM stripe_events WHERE status = 'pending'")
+            ).scalar_one()
+        if pending == 0:
+            break
+        time.sleep(0.1)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT received_at, booked_at FROM stripe_events "
+                "WHERE received_at >= :since AND booked_at IS NOT NULL"
+            ),
+            {"since": since},
+        ).all()
+    booking = Booking(pending=max(pending, 0))
+    if rows:
+        received = [_when(r[0]) for r in rows]
+        booked = [_when(r[1]) for r in rows]
+        booking.count = len(rows)
+        booking.seconds = (max(booked) - min(received)).total_seconds()
+        booking.lags = [(b - r).total_seconds() for r, b in zip(received, booked, strict=True)]
+    say(f"  booked {booking.count} in {booking.seconds:.1f}s, {booking.pending} still waiting")
+    return booking
+
+
+@dataclass
 class Result:
     database: str
     stripe: str = "localstripe"
@@ -334,6 +524,8 @@ class Result:
     events: Phase = field(default_factory=Phase)
     duplicates: Phase = field(default_factory=Phase)
     refetch: Phase = field(default_factory=Phase)
+    booking: Booking = field(default_factory=lambda: Booking())
+    acks: Acks = field(default_factory=lambda: Acks())
     raw: Phase = field(default_factory=Phase)
     check: str = "not run"
     check_ok: bool = False
@@ -382,9 +574,11 @@ def run_database(
             )
             server.start(cwd=workdir)
             if standin is None:
-                drive_app(server.base, stripe_base, secret, args, result)
+                drive_app(server.base, stripe_base, secret, args, result, engine)
+                if shutil.which("wrk") and args.ack_seconds > 0:
+                    result.acks = wrk_acks(server.base, secret, args, workdir, engine)
             else:
-                drive_app_standin(server.base, standin, secret, args, result)
+                drive_app_standin(server.base, standin, secret, args, result, engine)
         finally:
             server.stop()
         paid = args.events if standin is None else result.confirm.ok
@@ -397,7 +591,12 @@ def run_database(
 
 
 def drive_app(
-    base: str, stripe_base: str, secret: str, args: argparse.Namespace, result: Result
+    base: str,
+    stripe_base: str,
+    secret: str,
+    args: argparse.Namespace,
+    result: Result,
+    engine: Engine,
 ) -> None:
     n, concurrency = args.events, args.concurrency
     json_headers = {"Content-Type": "application/json"}
@@ -513,7 +712,9 @@ def drive_app(
         return post
 
     say(f"  (a) posting {len(payloads)} signed payment_intent.succeeded events")
-    result.events = run_pool("events", payloads, deliver("booked payment"), concurrency)
+    since = datetime.now(UTC).replace(tzinfo=None)
+    result.events = run_pool("acks", payloads, deliver("queued"), concurrency)
+    result.booking = wait_booked(engine, since)
     say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
     result.duplicates = run_pool("duplicates", payloads, deliver("duplicate"), concurrency)
 
@@ -531,11 +732,13 @@ def drive_app(
     result.refetch = run_pool("re-fetches", sorted(pis.values()), refetch, concurrency)
 
 
-BOOKED = ("booked payment", "payment already booked")
-
-
 def drive_app_standin(
-    base: str, standin: Any, secret: str, args: argparse.Namespace, result: Result
+    base: str,
+    standin: Any,
+    secret: str,
+    args: argparse.Namespace,
+    result: Result,
+    engine: Engine,
 ) -> None:
     """Contributions paid through the app against the stand-in, then the stand-in's own
     events for them (charge.succeeded and payment_intent.succeeded), counting Stripe calls."""
@@ -605,7 +808,9 @@ def drive_app_standin(
 
     calls_before = len(standin.requests)
     say(f"  (a) posting the stand-in's {len(payloads)} payment events ({', '.join(handled)})")
-    result.events = run_pool("events", payloads, post(BOOKED), concurrency)
+    since = datetime.now(UTC).replace(tzinfo=None)
+    result.events = run_pool("acks", payloads, post(("queued",)), concurrency)
+    result.booking = wait_booked(engine, since)
     calls = len(standin.requests) - calls_before
     result.stripe_calls["per event"] = calls / max(len(payloads), 1)
     # and per type, one event of each alone
@@ -616,7 +821,8 @@ def drive_app_standin(
         fresh = json.loads(sample)
         fresh["id"] = f"evt_bench_again_{type_}"
         before = len(standin.requests)
-        post(BOOKED)(requests.Session(), json.dumps(fresh).encode())
+        post(("queued",))(requests.Session(), json.dumps(fresh).encode())
+        wait_booked(engine, datetime.now(UTC).replace(tzinfo=None))
         result.stripe_calls[type_] = len(standin.requests) - before
     say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
     result.duplicates = run_pool("duplicates", payloads, post(("duplicate",)), concurrency)
@@ -630,7 +836,9 @@ def verify(engine: Engine, n: int, result: Result) -> None:
         fees = conn.execute(
             text("SELECT count(*) FROM journal_entries WHERE kind = 'stripe_fee'")
         ).scalar_one()
-        events = conn.execute(text("SELECT count(*) FROM stripe_events")).scalar_one()
+        events = conn.execute(
+            text("SELECT count(*) FROM stripe_events WHERE id NOT LIKE 'evt_ack_%'")
+        ).scalar_one()
         succeeded = conn.execute(
             text("SELECT count(*) FROM contributions WHERE status = 'succeeded'")
         ).scalar_one()
@@ -700,7 +908,37 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
         return f"{pct(p.latencies, 50):,.1f} / {pct(p.latencies, 99):,.1f}"
 
     def ratio(r: Result) -> str:
-        return f"{r.events.rate / r.raw.rate:.3f}" if r.raw.rate else "n/a"
+        if not r.raw.rate or not r.acks.ok:
+            return "n/a"
+        return f"{r.acks.rate / r.raw.rate:.2f}"
+
+    def ack_rate(r: Result) -> str:
+        if r.acks.error and not r.acks.ok:
+            return "error"
+        return f"{r.acks.rate:,.0f}/s ({r.acks.ok} events)" if r.acks.ok else "—"
+
+    def ack_latency(r: Result) -> str:
+        return f"{r.acks.p50_ms:,.1f} / {r.acks.p99_ms:,.1f}" if r.acks.ok else "—"
+
+    def ack_booked(r: Result) -> str:
+        b = r.acks.booking
+        if b is None or not b.count:
+            return "—"
+        lag = f"lag p99 {pct(b.lags, 99) / 1000:.1f} s"
+        return f"{b.rate:,.0f}/s, {lag}" + (f" ({b.pending} left)" if b.pending else "")
+
+    def booked(r: Result) -> str:
+        b = r.booking
+        if not b.count:
+            return "—"
+        left = f" ({b.pending} left)" if b.pending else ""
+        return f"{b.rate:,.1f}/s{left}"
+
+    def lag(r: Result) -> str:
+        lags = r.booking.lags
+        if not lags:
+            return "—"
+        return f"{pct(lags, 50) / 1000:.2f} / {pct(lags, 99) / 1000:.2f} / {max(lags):.2f}"
 
     def calls(r: Result) -> str:
         if not r.stripe_calls:
@@ -717,15 +955,20 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
         ("    p50 / p99 ms", lambda r: lat(r.create)),
         ("    payments confirmed", lambda r: rate(r.confirm)),
         ("    p50 / p99 ms", lambda r: lat(r.confirm)),
-        ("(a) webhook events booked", lambda r: rate(r.events)),
+        ("(a) webhook acknowledgements", lambda r: rate(r.events)),
         ("    p50 / p99 ms", lambda r: lat(r.events)),
+        ("    events booked (inbox)", booked),
+        ("    booking lag p50/p99/max s", lag),
         ("    duplicate events", lambda r: rate(r.duplicates)),
         ("    p50 / p99 ms", lambda r: lat(r.duplicates)),
         ("    Stripe re-fetches alone", lambda r: rate(r.refetch)),
         ("    p50 / p99 ms", lambda r: lat(r.refetch)),
         ("(b) raw 1-row INSERT txns", lambda r: rate(r.raw)),
         ("    p50 / p99 ms", lambda r: lat(r.raw)),
-        ("booked ÷ raw inserts", ratio),
+        ("(a') acks under wrk", ack_rate),
+        ("    p50 / p99 ms", ack_latency),
+        ("    then booked", ack_booked),
+        ("acks ÷ raw inserts (≥ 0.5)", ratio),
         ("ledger check", lambda r: "OK" if r.check_ok else r.check.split(":")[0]),
     ]
     first = max(len(label) for label, _ in rows) + 2
@@ -786,6 +1029,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--latency", type=float, default=0.25, help="seconds per stand-in call (0.25)"
+    )
+    parser.add_argument(
+        "--ack-seconds", type=float, default=8.0, help="wrk acknowledgement phase (8 s; 0: off)"
+    )
+    parser.add_argument(
+        "--ack-events", type=int, default=40_000, help="pre-signed events for it (40,000)"
     )
     args = parser.parse_args(argv)
     if args.events < 1 or args.concurrency < 1 or args.raw_rows < 1:

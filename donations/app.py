@@ -13,7 +13,7 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from donations import errors, openapi_docs
+from donations import edge, errors, openapi_docs
 from donations.admin.formatting import money
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
@@ -31,6 +31,8 @@ from donations.security import install_headers, install_rate_limits
 from donations.services import Services
 from donations.settings import Settings
 from donations.stripe import StripeGateway, gateway_from_settings
+from donations.webhooks.booker import WebhookBooker
+from donations.webhooks.fastpath import FastWebhook
 
 READER_API = r"/api/v1/(appeal|events|contributions.*)"
 
@@ -85,15 +87,18 @@ def create_app(
         },
     )
     db = database or Database(settings.database_url)
+    stripe_gateway = gateway or gateway_from_settings(settings)
+    mail = MailSender(db, settings)
     app.extensions["donations"] = Services(
         settings=settings,
         db=db,
-        gateway=gateway or gateway_from_settings(settings),
+        gateway=stripe_gateway,
         appeals=SnapshotStore(db),
         events=EventCounter(db, settings.redis_url),
         login_limiter=LoginLimiter(settings.redis_url),
         sign_in_limiter=SignInLimiter(settings.redis_url),
-        mail=MailSender(db, settings),
+        mail=mail,
+        booker=WebhookBooker(db, stripe_gateway, mail=mail),
     )
 
     # Money in every template (admin, account, pages): each currency as the reader's or the
@@ -105,6 +110,7 @@ def create_app(
     from donations.admin.donors import api as donors_admin_api
     from donations.admin.views import api as admin_api
     from donations.admin.views import pages as admin_pages
+    from donations.admin.webhooks import api as webhooks_admin_api
     from donations.appeals.pages import bp as appeal_pages
     from donations.appeals.views import admin as campaigns_api
     from donations.appeals.views import reader as appeals_api
@@ -122,6 +128,7 @@ def create_app(
     api.register_blueprint(admin_api)
     api.register_blueprint(campaign_admin_api)
     api.register_blueprint(donors_admin_api)
+    api.register_blueprint(webhooks_admin_api)
     api.register_blueprint(operations_api)
     openapi_docs.complete_spec(api)
     CORS(
@@ -143,11 +150,20 @@ def create_app(
     _register_operations(app)
     errors.register(app)
     _request_ids(app)
+    edge.install(app)  # every text a client sends: one rule, before any view
     _require_json(app)
     install_observability(app, app.extensions["donations"])
     install_rate_limits(app, settings)
     install_headers(app, settings)
+    # A chunked body over the limit is a 413 too (werkzeug alone would cut it at the limit).
+    bounded = edge.BoundedBody(app.wsgi_app, settings.max_content_length)
+    app.wsgi_app = bounded  # type: ignore[method-assign]
     wsgi = FastAppeal(app, app.extensions["donations"])
+    # Stripe's deliveries are acknowledged by one insert, without Flask's per-request work.
+    wsgi = FastWebhook(wsgi, bounded, app.extensions["donations"])  # type: ignore[assignment]
+    # The fast path skips Flask's hooks: a query string with control characters goes through
+    # Flask, whose edge hook refuses it as for any other route.
+    wsgi = edge.ControlQueriesToFlask(wsgi, bounded)  # type: ignore[assignment]
     if settings.trusted_proxies:
         # The real client address and scheme from the proxies' X-Forwarded-For/-Proto: every
         # limiter (checkout, admin login, donor sign-in) reads request.remote_addr.
@@ -220,6 +236,8 @@ def _require_json(app: Flask) -> None:
     def _content_type() -> Response | None:
         if request.method not in ("POST", "PUT", "PATCH"):
             return None
+        if request.routing_exception is not None:
+            return None  # no such route or method: Flask answers 404, or 405 with Allow
         if not JSON_BODY_PATHS.match(request.path):
             return None
         allowed = {"application/json"}

@@ -3,9 +3,11 @@ from any current directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -19,11 +21,32 @@ DEFAULT_WORKERS = 2
 DEFAULT_BLOCKING_THREADS = 4
 
 
-def _settings() -> Settings:
+def _settings(*, migrated: bool = True) -> Settings:
+    """Settings from the environment and, with `migrated`, a database that answers and is
+    migrated: every command fails in one line (exit 1) on bad configuration, a misspelt or
+    unreachable DATABASE_URL, or a database `donations db upgrade` has not prepared."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ConfigurationError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
+    if migrated:
+        with _database_errors():
+            from donations import migrate
+
+            migrate.require_migrated(settings.database_url)
+    return settings
+
+
+@contextlib.contextmanager
+def _database_errors() -> Iterator[None]:
+    """Database trouble an operator can fix, as one line (no traceback)."""
+    from donations.db import DatabaseUnavailable
+    from donations.migrate import NotMigrated
+
+    try:
+        yield
+    except (DatabaseUnavailable, NotMigrated) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -42,8 +65,9 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from donations import migrate
 
-    settings = _settings()
-    migrate.upgrade(settings.database_url, revision)
+    settings = _settings(migrated=False)
+    with _database_errors():
+        migrate.upgrade(settings.database_url, revision)
     click.echo(f"database at {revision}")
 
 
@@ -55,7 +79,8 @@ def db_check() -> None:
     from donations import migrate
 
     try:
-        migrate.check(_settings().database_url)
+        with _database_errors():
+            migrate.check(_settings(migrated=False).database_url)
     except CommandError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo("models and migrations agree")
@@ -94,6 +119,7 @@ def create_admin(email: str, role: str, password_stdin: bool) -> None:
     from donations.admin.auth import MIN_PASSWORD, PasswordTooShort, create_user
     from donations.db import Database
 
+    settings = _settings()  # before asking for a password that could not be stored
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -102,7 +128,7 @@ def create_admin(email: str, role: str, password_stdin: bool) -> None:
             hide_input=True,
             confirmation_prompt=True,
         )
-    database = Database(_settings().database_url)
+    database = Database(settings.database_url)
     try:
         with database.transaction() as session:
             user = create_user(session, email, password, role)
@@ -315,6 +341,110 @@ def mail_worker(every: float) -> None:
     database.dispose()
 
 
+@cli.group()
+def webhooks() -> None:
+    """The inbox of Stripe events (stored on receipt, booked by workers)."""
+
+
+def _booker() -> tuple[Any, Any]:
+    from donations.db import Database
+    from donations.stripe import gateway_from_settings
+    from donations.webhooks.booker import WebhookBooker
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    return database, WebhookBooker(database, gateway_from_settings(settings))
+
+
+def _inbox_line(database: Any) -> str:
+    from donations.webhooks.booker import inbox_counts
+
+    with database.sessions() as session:
+        counts = inbox_counts(session)
+    return (
+        f"{counts['pending']:.0f} pending (oldest {counts['oldest_pending_seconds']:.0f}s), "
+        f"{counts['dead']:.0f} dead"
+    )
+
+
+@webhooks.command("book")
+def webhooks_book() -> None:
+    """Book every event that is due now, once; print what happened and what waits."""
+    database, booker = _booker()
+    try:
+        report = booker.drain()
+        click.echo(
+            f"booked {report.booked}, deferred {report.deferred}, dead {report.dead}; "
+            f"{_inbox_line(database)}"
+        )
+    finally:
+        booker.close()
+        database.dispose()
+
+
+@webhooks.command("worker")
+@click.option("--every", default=2.0, show_default=True, help="Seconds between polls.")
+def webhooks_worker(every: float) -> None:
+    """Book due events every few seconds until stopped (SIGTERM-safe)."""
+    import signal
+
+    database, booker = _booker()
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"booking Stripe events every {every}s", err=True)
+    while not stopping:
+        report = booker.book_due()
+        if report.booked or report.deferred or report.dead:
+            click.echo(
+                f"booked {report.booked}, deferred {report.deferred}, dead {report.dead}",
+                err=True,
+            )
+        deadline = time.monotonic() + every
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.2)
+    booker.close()
+    database.dispose()
+
+
+@webhooks.command("retry")
+@click.argument("event_ids", nargs=-1)
+def webhooks_retry(event_ids: tuple[str, ...]) -> None:
+    """Put dead events (all, or the EVENT_IDS given) back in the queue and book them now."""
+    from donations.webhooks.booker import retry
+
+    database, booker = _booker()
+    try:
+        with database.transaction() as session:
+            count = retry(session, list(event_ids) or None)
+        click.echo(f"{count} dead event(s) back in the queue", err=True)
+        report = booker.drain()
+        click.echo(
+            f"booked {report.booked}, deferred {report.deferred}, dead {report.dead}; "
+            f"{_inbox_line(database)}"
+        )
+    finally:
+        booker.close()
+        database.dispose()
+
+
+@webhooks.command("status")
+def webhooks_status() -> None:
+    """How many events wait to be booked, how long the oldest has waited, how many are dead."""
+    from donations.db import Database
+
+    database = Database(_settings().database_url)
+    try:
+        click.echo(_inbox_line(database))
+    finally:
+        database.dispose()
+
+
 def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]:
     return [
         sys.executable,
@@ -330,6 +460,11 @@ def _granian_args(host: str, port: int, workers: int, threads: int) -> list[str]
         str(workers),
         "--blocking-threads",
         str(threads),
+        # A worker that dies (kill -9, the OOM killer, a crash in native code) is replaced at
+        # once instead of granian shutting everything down; the others serve meanwhile. One that
+        # dies again within 5.5 s of its respawn is a crash loop: granian exits, and the
+        # supervisor (compose's restart policy, systemd's Restart=) starts the service again.
+        "--respawn-failed-workers",
         "donations.wsgi:app",
     ]
 
@@ -344,8 +479,12 @@ def serve(host: str, port: int, workers: int, blocking_threads: int) -> None:
 
     The workers share a fresh directory for Prometheus' multiprocess mode (removed on exit)
     unless PROMETHEUS_MULTIPROC_DIR names one. SIGTERM/SIGINT go to granian, which stops its
-    workers gracefully (they flush event counts and finish a mail batch); its exit code is ours.
+    workers gracefully (they flush event counts and finish a mail batch); its exit code is ours
+    (128 + the signal's number when a signal killed it). Granian respawns a worker that dies.
+    Nothing outlives this command: if granian is killed, the workers it leaves behind are
+    stopped here; if this command is killed, the kernel sends granian SIGTERM (Linux).
     """
+    import contextlib
     import shutil
     import signal
     import subprocess
@@ -358,26 +497,79 @@ def serve(host: str, port: int, workers: int, blocking_threads: int) -> None:
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="donations-metrics-")
         env["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    parent = os.getpid()
+    prctl = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def die_with_parent() -> None:
+        # In the child, before exec (PR_SET_PDEATHSIG = 1 survives exec): if this command dies
+        # without passing a signal on (kill -9), granian gets SIGTERM and stops its workers.
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)
+            if os.getppid() != parent:  # it died before the call
+                os._exit(1)
+
+    def stop_leftovers(group: int) -> None:
+        # Granian leads its own process group; its workers are in it. Once granian is gone,
+        # anything still there was orphaned by a granian that could not stop it (kill -9):
+        # SIGTERM (a worker stops gracefully, flushing its counts), then SIGKILL. Reaped here
+        # when this command is PID 1 (a container), by init otherwise.
+        for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(group, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    while os.waitpid(-group, os.WNOHANG)[0]:
+                        pass
+                try:
+                    os.killpg(group, 0)
+                except (ProcessLookupError, PermissionError):
+                    return
+                time.sleep(0.05)
+
+    server: subprocess.Popen[bytes] | None = None
     try:
         # Its own session: a signal reaches granian once, from here (not also from a terminal).
-        server = subprocess.Popen(args, env=env, start_new_session=True)  # noqa: S603
+        server = proc = subprocess.Popen(  # noqa: S603
+            args, env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
 
         def forward(signum: int, _frame: Any) -> None:
-            server.send_signal(signum)
+            proc.send_signal(signum)
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
         code = server.wait()
     finally:
+        if server is not None:
+            if server.poll() is None:  # this command is failing: granian goes with it
+                server.terminate()
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+            stop_leftovers(server.pid)
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)
-    sys.exit(code)
+    sys.exit(128 - code if code < 0 else code)
 
 
 @cli.command()
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--stripe-port", default=8420, show_default=True, type=int)
-def demo(port: int, stripe_port: int) -> None:
+@click.option(
+    "--stripe-port",
+    default=None,
+    type=int,
+    help="The Stripe emulator's port  [default: 8420, or a free one when 8420 is taken]",
+)
+def demo(port: int, stripe_port: int | None) -> None:
     """Start localstripe and the app on a seeded SQLite database; print the URLs to open."""
     from donations import demo as demo_mod
 

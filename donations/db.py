@@ -7,13 +7,15 @@ service functions take a Session, may flush, and never commit.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -39,7 +41,49 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def normalize_url(url: str) -> str:
+    """`postgres://` (Heroku's and others' spelling) is PostgreSQL too."""
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL to show a person: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """DATABASE_URL is malformed, names no known database, or the database cannot be reached.
+    The message is one line, fit for an operator (no password)."""
+
+
+def unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """What went wrong reaching `url`, in one line."""
+    where = safe_url(url)
+    if isinstance(exc, NoSuchModuleError):
+        kind = url.split(":", 1)[0]
+        return DatabaseUnavailable(
+            f"DATABASE_URL names an unknown kind of database ({kind!r}): use "
+            "postgresql://user:password@host:5432/name or sqlite:///path/to/file.sqlite3"
+        )
+    if isinstance(exc, ArgumentError | ValueError):
+        return DatabaseUnavailable(
+            "DATABASE_URL is not a database URL: use "
+            "postgresql://user:password@host:5432/name or sqlite:///path/to/file.sqlite3"
+        )
+    reason = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    return DatabaseUnavailable(
+        f"cannot reach the database at {where}: {lines[0] if lines else type(reason).__name__}"
+    )
+
+
 def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

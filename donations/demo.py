@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +15,9 @@ from pathlib import Path
 import click
 
 from donations import migrate
+from donations.db import DatabaseUnavailable, safe_url
 from donations.emulator import LocalStripe, port_open
-from donations.settings import Settings
+from donations.settings import ConfigurationError, Settings
 
 DEMO_CAMPAIGNS = Path(__file__).resolve().parent / "appeals" / "demo_campaigns.json"
 
@@ -40,7 +42,42 @@ def seed_campaigns(database_url: str) -> list[str]:
 DEMO_ADMIN = "demo@example.org"
 
 
-def run(*, port: int, stripe_port: int) -> None:
+DEFAULT_STRIPE_PORT = 8420  # localstripe's own default
+
+
+def free_port(avoid: int) -> int:
+    """A port nothing listens on (the system's choice), other than `avoid`."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            found = int(sock.getsockname()[1])
+        if found != avoid:
+            return found
+
+
+def choose_ports(port: int, stripe_port: int | None) -> tuple[int, int]:
+    """The app's port and the emulator's: a port asked for must be free (else one line names
+    it); without --stripe-port the emulator takes 8420, or any free port when that is taken."""
+    if port_open(port):
+        raise click.ClickException(f"port {port} is taken: choose another with --port")
+    if stripe_port is not None:
+        if stripe_port == port:
+            raise click.ClickException(f"--port and --stripe-port are both {port}")
+        if port_open(stripe_port):
+            raise click.ClickException(
+                f"port {stripe_port} (the Stripe emulator's) is taken: "
+                "choose another with --stripe-port, or leave it out to use a free one"
+            )
+        return port, stripe_port
+    if port != DEFAULT_STRIPE_PORT and not port_open(DEFAULT_STRIPE_PORT):
+        return port, DEFAULT_STRIPE_PORT
+    chosen = free_port(avoid=port)
+    click.echo(f"port {DEFAULT_STRIPE_PORT} is taken: the Stripe emulator uses {chosen}")
+    return port, chosen
+
+
+def run(*, port: int, stripe_port: int | None = None) -> None:
+    port, stripe_port = choose_ports(port, stripe_port)
     base = f"http://127.0.0.1:{port}"
     stripe_base = f"http://127.0.0.1:{stripe_port}"
     env = {
@@ -51,18 +88,25 @@ def run(*, port: int, stripe_port: int) -> None:
         "PUBLIC_BASE_URL": base,
     }
     env.pop("STRIPE_JS_URL", None)
-    settings = Settings.from_env(env)
-    if port_open(port):
-        raise click.ClickException(f"port {port} is taken")
-    click.echo(f"database: {settings.database_url}")
-    migrate.upgrade(settings.database_url)
+    try:
+        settings = Settings.from_env(env)
+    except ConfigurationError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+    click.echo(f"database: {safe_url(settings.database_url)}")
+    try:
+        migrate.upgrade(settings.database_url)
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     seeded = seed_campaigns(settings.database_url)
     click.echo(f"demo campaigns: {', '.join(seeded)}")
     # `kill`/`timeout` send SIGTERM: exit through the finally below so children stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     emulator = LocalStripe(stripe_port, log_path=settings.instance_path / "localstripe.log")
     click.echo(f"starting localstripe on {stripe_base} …")
-    emulator.start()
+    try:
+        emulator.start()
+    except RuntimeError as exc:  # taken meanwhile, or localstripe missing
+        raise click.ClickException(f"the Stripe emulator: {exc}") from exc
     server = None
     try:
         emulator.register_webhook(f"{base}/webhooks/stripe", settings.stripe_webhook_secrets[0])

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from donations.checkout.service import CheckoutError
+from donations.edge import RefusedInput
 from donations.stripe import GatewayError
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,15 @@ def register(app: Flask) -> None:
         if _wants_page():
             return _page(status, exc.name, detail, headers)
         return problem(status, exc.name, detail, headers=headers)
+
+    @app.errorhandler(RefusedInput)
+    def _refused(exc: RefusedInput) -> Response:
+        # The edge's rule (donations.edge): control characters, depth, length.
+        status = exc.code or 400
+        title = "Invalid request" if status == 422 else "Bad Request"
+        if _wants_page():
+            return _page(status, title, exc.description, {})
+        return problem(status, title, exc.description, errors=exc.errors)
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(exc: RateLimitExceeded) -> Response:

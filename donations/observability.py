@@ -67,12 +67,13 @@ REQUEST_DURATION = Histogram(
 )
 WEBHOOK_EVENTS = Counter(
     "donations_webhook_events",
-    "Stripe webhook events handled, by event type and outcome (processed, duplicate, failed).",
+    "Stripe webhook events, by event type and outcome: received (stored in the inbox), "
+    "duplicate, booked, deferred (a booking attempt failed; retried), dead, failed (refused).",
     ["type", "outcome"],
 )
 WEBHOOK_LAG = Histogram(
     "donations_webhook_lag_seconds",
-    "Seconds from the event's `created` at Stripe to its processing here.",
+    "Seconds from the event's `created` at Stripe to its booking here.",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600),
 )
 WEBHOOK_FAILURES = Counter(
@@ -85,6 +86,18 @@ EVENTS_COUNTED = Counter(
     "donations_appeal_events_counted",
     "Appeal events (impression, view, click, dismiss) accepted for counting.",
     ["type"],
+)
+EVENTS_REFUSED = Counter(
+    "donations_appeal_events_refused",
+    "Appeal events received but not counted, by reason: invalid (no impression token of this "
+    "service for these fields), expired (token older than a day), unknown (campaign or variant "
+    "not in the snapshot), limited (over the client's per-address or per-token limits).",
+    ["reason"],
+)
+EVENT_ROWS_SET_ASIDE = Counter(
+    "donations_appeal_event_rows_set_aside",
+    "Event count rows a flush could not write (a value the database refuses) and kept aside "
+    "instead of letting them block the others.",
 )
 SNAPSHOT_BUILT = Gauge(
     "donations_appeal_snapshot_built_timestamp_seconds",
@@ -140,16 +153,37 @@ def events_counted(types: Iterable[str]) -> None:
         child.inc(n)
 
 
+def events_refused(reasons: dict[str, int]) -> None:
+    for reason, n in reasons.items():
+        if n:
+            EVENTS_REFUSED.labels(reason).inc(n)
+
+
+def event_rows_set_aside(n: int) -> None:
+    EVENT_ROWS_SET_ASIDE.inc(n)
+
+
 def snapshot_built(built_at: datetime) -> None:
     SNAPSHOT_BUILT.set(_unix(built_at))
 
 
-def webhook_processed(event: dict[str, Any], *, duplicate: bool) -> None:
-    outcome = "duplicate" if duplicate else "processed"
+def webhook_received(event: dict[str, Any], *, duplicate: bool) -> None:
+    """An event stored in the inbox (or recognised as a duplicate) and acknowledged."""
+    outcome = "duplicate" if duplicate else "received"
     WEBHOOK_EVENTS.labels(str(event.get("type", "")), outcome).inc()
+
+
+def webhook_booked(event: dict[str, Any], outcome: str) -> None:
+    """An inbox event booked: the lag is from Stripe's `created` to the booking."""
+    WEBHOOK_EVENTS.labels(str(event.get("type", "")), "booked").inc()
     created = event.get("created")
-    if not duplicate and isinstance(created, int | float) and created > 0:
+    if isinstance(created, int | float) and created > 0:
         WEBHOOK_LAG.observe(max(0.0, time() - created))
+
+
+def webhook_deferred(event_type: str, *, dead: bool) -> None:
+    """A booking attempt that failed: the event waits (or is dead after its last attempt)."""
+    WEBHOOK_EVENTS.labels(event_type, "dead" if dead else "deferred").inc()
 
 
 def webhook_failed(reason: str, event_type: str | None = None) -> None:
@@ -165,7 +199,8 @@ def _unix(naive_utc: datetime) -> float:
 
 
 class ServiceCollector:
-    """Values read at scrape time from this app: the snapshot's age and the outbox backlog."""
+    """Values read at scrape time from this app: the snapshot's age, the mail outbox's and
+    the webhook inbox's backlogs."""
 
     def __init__(self, services: Any) -> None:
         self._s = services
@@ -178,6 +213,14 @@ class ServiceCollector:
                 "Seconds since the appeal snapshot this process serves was built "
                 "(absent before the first appeal request).",
                 value=max(0.0, time() - _unix(built)),
+            )
+        aside = getattr(self._s.events, "aside_count", None)
+        if aside is not None:
+            yield GaugeMetricFamily(
+                "donations_appeal_event_rows_aside",
+                "Event count rows kept aside because the database refused them (Redis hash "
+                "donations:events:aside, plus this process's memory without Redis).",
+                value=aside(),
             )
         try:
             from donations.mail.sender import waiting
@@ -195,6 +238,30 @@ class ServiceCollector:
             "Email not sent after the maximum number of attempts.",
             given_up,
         )
+        try:
+            from donations.webhooks.booker import inbox_counts
+
+            with self._s.db.sessions() as session:
+                inbox = inbox_counts(session)
+        except Exception:
+            log.warning("metrics: the webhook inbox could not be counted", exc_info=True)
+            return
+        yield GaugeMetricFamily(
+            "donations_webhook_inbox_pending",
+            "Stripe events stored and waiting to be booked.",
+            inbox["pending"],
+        )
+        yield GaugeMetricFamily(
+            "donations_webhook_inbox_dead",
+            "Stripe events not booked after the maximum number of attempts (retry them: "
+            "/admin/webhooks or `donations webhooks retry`).",
+            inbox["dead"],
+        )
+        yield GaugeMetricFamily(
+            "donations_webhook_inbox_oldest_pending_seconds",
+            "How long the oldest event waiting to be booked has waited (the booking lag).",
+            inbox["oldest_pending_seconds"],
+        )
 
 
 class _Default:
@@ -204,11 +271,32 @@ class _Default:
         return REGISTRY.collect()
 
 
+def _forget_dead_workers(directory: str) -> None:
+    """A worker killed with SIGKILL (then respawned by granian) never marks itself dead: its
+    `live*` gauge files would hold its last values for ever (a frozen snapshot age)."""
+    from prometheus_client import multiprocess
+
+    pids = set()
+    for name in os.listdir(directory):
+        stem = name.rsplit(".", 1)[0]
+        if name.startswith("gauge_live") and stem.rsplit("_", 1)[-1].isdigit():
+            pids.add(int(stem.rsplit("_", 1)[-1]))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, directory)
+        except PermissionError:
+            continue  # alive, another user's
+
+
 def exposition(services: Any) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    if multiprocess_dir():
+    directory = multiprocess_dir()
+    if directory:
         from prometheus_client import multiprocess
 
+        _forget_dead_workers(directory)
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_Default())

@@ -7,8 +7,10 @@ needs the raw body) and `document_errors` puts a `Problem` schema in the compone
 each operation the error responses the service's shared machinery can produce for it:
 
 - every operation: 503 (database unavailable, with Retry-After) and `default` (500);
-- API operations with parameters or a body: 422 (`errors` names each bad field);
-- operations with a JSON body: 400 (malformed JSON), 413 (too large), 415 (wrong content type);
+- every API operation: 422 (`errors` names each bad field; any query parameter holding control
+  characters is one, see `donations.edge`); every other operation: 400 for such a query;
+- operations with a JSON body: 400 (malformed JSON, or nested too deep), 413 (too large, with or
+  without Content-Length), 415 (wrong content type);
 - operations with path parameters: 404 (unknown resource);
 - operations behind the admin security schemes: 401 (missing or invalid credentials) and 403
   (the role or the CSRF token does not allow it);
@@ -56,7 +58,12 @@ RETRY_AFTER = {
 
 # status -> (component name, description, headers)
 STANDARD: dict[str, tuple[str, str, dict[str, Any] | None]] = {
-    "400": ("BadRequest", "The body is not valid JSON.", None),
+    "400": (
+        "BadRequest",
+        "The body is not valid JSON (or nests deeper than 32), or the query string holds "
+        "control characters.",
+        None,
+    ),
     "401": ("Unauthorized", "Missing or invalid credentials.", None),
     "403": ("Forbidden", "The credentials do not allow this (role, or missing CSRF token).", None),
     "404": ("NotFound", "No such resource.", None),
@@ -92,10 +99,11 @@ def _ref(status: str) -> dict[str, str]:
 
 def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["503", "default"]
-    parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
-    if path.startswith("/api/") and (parameters or has_body or "{" in path):
+    if path.startswith("/api/"):
         statuses.append("422")
+    else:
+        statuses.append("400")
     if method in BODY_METHODS and has_body:
         statuses += ["400", "413", "415"]
     if "{" in path:
@@ -146,7 +154,10 @@ STRIPE_WEBHOOK: dict[str, Any] = {
         },
         "responses": {
             "200": {
-                "description": "Processed, or a duplicate of an event already processed",
+                "description": (
+                    "Stored in the inbox and acknowledged (booked afterwards by a worker), or a "
+                    "duplicate of an event already stored"
+                ),
                 "content": {
                     "application/json": {
                         "schema": {
@@ -154,7 +165,13 @@ STRIPE_WEBHOOK: dict[str, Any] = {
                             "properties": {
                                 "received": {"type": "boolean"},
                                 "event": {"type": "string"},
-                                "outcome": {"type": "string"},
+                                "outcome": {
+                                    "type": "string",
+                                    "description": (
+                                        "`queued` (to be booked), `duplicate`, or "
+                                        "`acknowledged: …` for a type this service does not book"
+                                    ),
+                                },
                             },
                             "required": ["received", "event", "outcome"],
                         }

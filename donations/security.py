@@ -51,13 +51,43 @@ def _contribution_key() -> str:
     return str((request.view_args or {}).get("contribution_id", ""))
 
 
+# What the global ceiling counts: requests that passed validation, i.e. every answer but the
+# client errors that refuse a request before it does anything (400, 404, 413, 415, 422, and
+# 429 from another limit). A 402 (a card was tried and declined) and a 409 (a real
+# contribution in the wrong state) count, as do 2xx and 5xx. So anyone's invalid requests
+# cannot use up every reader's budget.
+COUNTED_CLIENT_ERRORS = frozenset({402, 409})
+
+
+def passed_validation(response: Response) -> bool:
+    status = response.status_code
+    return not 400 <= status < 500 or status in COUNTED_CLIENT_ERRORS
+
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+
 def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
     """A limiter of this app's own (tests build several apps) over the checkout endpoints.
 
     Storage: Redis when REDIS_URL is set (every worker shares the counts), else in-process.
     A Redis outage must not take checkout down: errors are swallowed and counting falls back to
     in-process memory until Redis answers again.
+
+    Per address, per email and per contribution every request counts (an attacker's invalid
+    requests use up the attacker's own budget); the global ceiling counts only requests that
+    passed validation.
     """
+
+    # Registered before the limiter's own hook, so it runs after it (Flask runs after_request
+    # hooks in reverse): Flask-Limiter writes Retry-After on every limited answer (a 201 said
+    # "Retry-After: 3600"), but it only means something on 429 and 503.
+    @app.after_request
+    def _retry_after_only_when_refused(response: Response) -> Response:
+        if response.status_code not in RETRY_AFTER_STATUSES:
+            response.headers.pop("Retry-After", None)
+        return response
+
     # A dead Redis must cost a checkout at most half a second before the fallback takes over.
     redis_options: dict[str, Any] = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     limiter = Limiter(
@@ -75,7 +105,12 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
     post = ["POST"]
     per_ip = limiter.shared_limit(settings.checkout_limit_per_ip, "checkout-ip", methods=post)
     overall = limiter.shared_limit(
-        settings.checkout_limit_global, "checkout-all", key_func=lambda: "all", methods=post
+        settings.checkout_limit_global,
+        "checkout-all",
+        key_func=lambda: "all",
+        methods=post,
+        # Tested before the view, counted after it, and only for requests that were valid.
+        deduct_when=passed_validation,
     )
     per_email = limiter.limit(
         settings.checkout_limit_per_email,

@@ -14,6 +14,7 @@ from donations.donors.ratelimit import SignInLimiter
 from donations.mail.sender import MailSender
 from donations.settings import Settings
 from donations.stripe import StripeGateway
+from donations.webhooks.booker import WebhookBooker
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Services:
     login_limiter: LoginLimiter
     sign_in_limiter: SignInLimiter  # donors asking for sign-in links
     mail: MailSender
+    booker: WebhookBooker  # books the Stripe events the webhook endpoint stored
 
     @property
     def minimums(self) -> dict[str, int]:

@@ -33,8 +33,17 @@ class ServerSessions:
     idle: timedelta
     lifetime: timedelta
 
-    def start(self, session: Session, now: datetime, **owner: Any) -> str:
-        """A new session for `owner` (e.g. user_id=…); answers the cookie value, seen only here."""
+    def start(
+        self, session: Session, now: datetime, *, replacing: str | None = None, **owner: Any
+    ) -> str:
+        """A new session for `owner` (e.g. user_id=…); answers the cookie value, seen only here.
+
+        Signing in always gets a new session id: the session the browser held before
+        (`replacing`, its cookie value) is ended, whoever it belonged to, so a session id
+        known before the sign-in (fixed by an attacker, or left on a shared computer) is
+        never worth anything after it."""
+        if replacing:
+            self.end(session, replacing)
         secret = secrets.token_urlsafe(32)
         session.add(
             self.model(

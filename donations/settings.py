@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from donations.appeals.engine import default_country_currencies
+from donations.db import normalize_url
 from donations.money import CurrencyRule, default_currency_rules
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -97,6 +98,10 @@ class Settings:
     checkout_limit_per_email: str = "5/hour"
     checkout_limit_per_contribution: str = "10/hour"
     checkout_limit_global: str = "300/minute"
+    # Appeal events one client address may have counted (donations/appeals/throttle.py): all
+    # events, and clicks and dismissals among them.
+    events_limit_per_address: str = "60/minute"
+    events_limit_per_address_actions: str = "10/minute"
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (hops).
     trusted_proxies: int = 0
     # Optional human check on contribution creation: "turnstile" | "recaptcha" | None (off).
@@ -160,7 +165,9 @@ class Settings:
         secrets_raw = get("STRIPE_WEBHOOK_SECRET", None if production else DEV_WEBHOOK_SECRET)
         settings = cls(
             env=name,
-            database_url=get("DATABASE_URL", None) or f"sqlite:///{instance / 'donations.sqlite3'}",
+            # postgres:// (Heroku's spelling) is read as postgresql://.
+            database_url=normalize_url(get("DATABASE_URL", None) or "")
+            or f"sqlite:///{instance / 'donations.sqlite3'}",
             redis_url=get("REDIS_URL", None),
             secret_key=get("SECRET_KEY", DEV_SECRET_KEY) or DEV_SECRET_KEY,
             stripe_secret_key=get(
@@ -206,6 +213,10 @@ class Settings:
             checkout_limit_per_contribution=get("CHECKOUT_LIMIT_PER_CONTRIBUTION", None)
             or cls.checkout_limit_per_contribution,
             checkout_limit_global=get("CHECKOUT_LIMIT_GLOBAL", None) or cls.checkout_limit_global,
+            events_limit_per_address=get("EVENTS_LIMIT_PER_ADDRESS", None)
+            or cls.events_limit_per_address,
+            events_limit_per_address_actions=get("EVENTS_LIMIT_PER_ADDRESS_ACTIONS", None)
+            or cls.events_limit_per_address_actions,
             trusted_proxies=_int_from_env("TRUSTED_PROXIES", get("TRUSTED_PROXIES", None), 0),
             captcha_provider=(get("CAPTCHA_PROVIDER", "") or "").lower() or None,
             captcha_site_key=get("CAPTCHA_SITE_KEY", None),
@@ -258,6 +269,8 @@ def _check_limits(self: Settings) -> None:
         ("CHECKOUT_LIMIT_PER_EMAIL", self.checkout_limit_per_email),
         ("CHECKOUT_LIMIT_PER_CONTRIBUTION", self.checkout_limit_per_contribution),
         ("CHECKOUT_LIMIT_GLOBAL", self.checkout_limit_global),
+        ("EVENTS_LIMIT_PER_ADDRESS", self.events_limit_per_address),
+        ("EVENTS_LIMIT_PER_ADDRESS_ACTIONS", self.events_limit_per_address_actions),
     ):
         try:
             parse_many(value)

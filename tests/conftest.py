@@ -7,6 +7,7 @@ on leftovers: integration tests empty every table after themselves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -31,6 +32,9 @@ from donations.db import Database, make_engine
 from donations.emulator import LocalStripe, port_open
 from donations.models import Base
 from donations.settings import Settings
+
+# The run fails if a process the suite started outlives it (tests/process_guard.py).
+pytest_plugins = ["tests.process_guard"]
 
 WEBHOOK_SECRET = "whsec_test_current"
 OLD_WEBHOOK_SECRET = "whsec_test_previous"
@@ -57,13 +61,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, every: float =
         time.sleep(every)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def scratch_database(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[str]:
+    """A database of the suite's own: a SQLite file, or a PostgreSQL database created next to
+    the one DATABASE_URL names and dropped afterwards."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp(label) / 'test.sqlite3'}"
         return
-    name = f"donations_test_{secrets.token_hex(4)}"
+    name = f"donations_{label}_{secrets.token_hex(4)}"
     admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -81,6 +87,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from donations.background import BackgroundLoop
+
+    with scratch_database(tmp_path_factory, "test") as url:
+        yield url
+        # Apps that tests built and let go still poll the database from their threads.
+        BackgroundLoop.close_all()
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +128,15 @@ def empty_redis() -> None:
 
 
 def empty_tables(db: Database) -> None:
+    """Every table emptied at once: on PostgreSQL one TRUNCATE (it waits for, and then locks
+    out, a booker or sender thread still writing from the test before)."""
+    tables = list(reversed(Base.metadata.sorted_tables))
     with db.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(sa.text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+            return
+        for table in tables:
             conn.execute(table.delete())
 
 
@@ -166,12 +189,32 @@ class LiveServer:
         self._server.shutdown()
 
 
+# Every app the suite serves, so that a test can book what their webhook inboxes stored.
+LIVE_APPS: list[Any] = []
+
+
+def close_app(app: Any) -> None:
+    """Stop an app's background threads (mail, webhook booking) before its database goes."""
+    services = app.extensions["donations"]
+    services.mail.close()
+    services.booker.close()
+    if app in LIVE_APPS:
+        LIVE_APPS.remove(app)
+
+
+def book_webhooks() -> None:
+    """Book every Stripe event the suite's apps have stored and not booked yet (their own
+    threads book them too, a moment later: this makes a test's next line see the books)."""
+    for live in list(LIVE_APPS):
+        live.extensions["donations"].booker.drain()
+
+
 @pytest.fixture(scope="session")
 def app(settings: Settings, database: Database) -> Iterator[Any]:
     app = create_app(settings, database=database)
+    LIVE_APPS.append(app)
     yield app
-    # Its mail sender polls in a thread: stop it before the suite's database is dropped.
-    app.extensions["donations"].mail.close()
+    close_app(app)
 
 
 @pytest.fixture(scope="session")
@@ -209,6 +252,16 @@ def api(live_server: LiveServer) -> Api:
     return Api(live_server.url)
 
 
+def booked_outcome(database: Database, event_id: str) -> str:
+    """What booking an inbox event did ("" while it waits)."""
+    from donations.webhooks.models import StripeEvent
+
+    with database.sessions() as session:
+        row = session.get(StripeEvent, event_id)
+        assert row is not None, f"{event_id} was never stored"
+        return row.outcome
+
+
 def sign(payload: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
     """A Stripe-Signature header exactly as Stripe builds it."""
     ts = int(time.time()) if timestamp is None else timestamp
@@ -227,13 +280,19 @@ def make_event(type_: str, obj: dict[str, Any], event_id: str | None = None) -> 
     }
 
 
-def post_event(api: Api, event: dict[str, Any], secret: str = WEBHOOK_SECRET) -> requests.Response:
+def post_event(
+    api: Api, event: dict[str, Any], secret: str = WEBHOOK_SECRET, *, book: bool = True
+) -> requests.Response:
+    """Deliver a signed event as Stripe does; by default also book what the inbox stored."""
     payload = json.dumps(event)
-    return api.post(
+    response = api.post(
         "/webhooks/stripe",
         data=payload,
         headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload, secret)},
     )
+    if book:
+        book_webhooks()
+    return response
 
 
 # --- Stripe's API at the pinned version: the stand-in (tests/standin) ---------------------------
@@ -258,10 +317,28 @@ def endive_settings(settings: Settings, standin: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def endive_app(endive_settings: Settings, database: Database) -> Iterator[Any]:
-    app = create_app(endive_settings, database=database)
+def endive_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The stand-in's newsroom has a database of its own: one Stripe account per database, as
+    in production (the localstripe app's bookers must never book the stand-in's events)."""
+    with scratch_database(tmp_path_factory, "endive") as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def endive_database(endive_url: str) -> Iterator[Database]:
+    db = Database(endive_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def endive_app(endive_settings: Settings, endive_database: Database) -> Iterator[Any]:
+    app = create_app(endive_settings.with_overrides(database_url=endive_database.url),
+                     database=endive_database)  # fmt: skip
+    LIVE_APPS.append(app)
     yield app
-    app.extensions["donations"].mail.close()
+    close_app(app)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
 from donations.ledger import journal
 from donations.ledger.models import JournalEntry, JournalLine
-from tests.conftest import STRIPE_SECRET, Api
+from tests.conftest import STRIPE_SECRET, Api, book_webhooks
 
 
 class Endive:
@@ -60,8 +60,10 @@ class Endive:
         return cid
 
     def deliver(self, **kw: Any) -> list[int]:
+        """Stripe's events, delivered (as `StripeStandin.deliver` is told), then booked."""
         codes = self.standin.deliver(**kw)
         assert all(code == 200 for code in codes), codes
+        book_webhooks()
         return codes
 
     # reading the books -----------------------------------------------------------------------

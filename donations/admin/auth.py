@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import abort, g, redirect, request, url_for
+from flask import abort, g, has_request_context, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -105,10 +105,13 @@ STAFF_SESSIONS = ServerSessions(AdminSession, SESSION_COOKIE, "/", SESSION_IDLE,
 
 
 def start_session(session: Session, user: AdminUser) -> str:
-    """A new server-side session for this user; returns the cookie value (seen only here)."""
+    """A new server-side session for this user; returns the cookie value (seen only here).
+
+    Signing in rotates the session: the one this browser held before (its cookie) is ended."""
     now = utcnow()
     user.last_login_at = now
-    return STAFF_SESSIONS.start(session, now, user_id=user.id)
+    previous = request.cookies.get(SESSION_COOKIE) if has_request_context() else None
+    return STAFF_SESSIONS.start(session, now, replacing=previous, user_id=user.id)
 
 
 def end_session(session: Session, cookie_value: str) -> None:

@@ -40,6 +40,7 @@ class PreviewRequest(Schema):
     variant = fields.String(
         load_default=None,
         allow_none=True,
+        validate=validate.Length(max=100),
         metadata={"description": "A variant id of the document (default: its first variant)"},
     )
     placement = fields.String(load_default="epic", validate=validate.OneOf(PLACEMENTS))

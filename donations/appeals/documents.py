@@ -18,6 +18,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from donations.edge import MAX_TEXT, free_text, one_line
+
 PLACEMENTS = ("epic", "banner", "gate")
 STATUSES = ("draft", "live", "paused", "ended")
 FREQUENCIES = ("one_off", "monthly", "annual")
@@ -46,7 +48,9 @@ def _slug(value: str) -> None:
 
 def _lowercase_list(max_len: int = 100) -> fields.List:
     return fields.List(
-        fields.String(validate=validate.Length(min=1, max=max_len)), load_default=list
+        fields.String(validate=[validate.Length(min=1, max=max_len), one_line]),
+        load_default=list,
+        validate=validate.Length(max=1000),
     )
 
 
@@ -133,9 +137,9 @@ class Presets(Schema):
 class Copy(Schema):
     """A translation of a variant's words (additive to API.md: `translations` by language)."""
 
-    heading = fields.String(validate=validate.Length(min=1, max=300))
-    body_html = fields.String(validate=validate.Length(max=20_000))
-    cta_label = fields.String(validate=validate.Length(min=1, max=80))
+    heading = fields.String(validate=[validate.Length(min=1, max=300), one_line])
+    body_html = fields.String(validate=[validate.Length(max=MAX_TEXT), free_text])
+    cta_label = fields.String(validate=[validate.Length(min=1, max=80), one_line])
 
     @post_load
     def _clean(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -147,10 +151,10 @@ class Copy(Schema):
 class Variant(Schema):
     id = fields.String(required=True, validate=_slug)
     weight = fields.Integer(load_default=1, validate=validate.Range(min=0, max=10_000))
-    heading = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    body_html = fields.String(load_default="", validate=validate.Length(max=20_000))
+    heading = fields.String(required=True, validate=[validate.Length(min=1, max=300), one_line])
+    body_html = fields.String(load_default="", validate=[validate.Length(max=MAX_TEXT), free_text])
     cta_label = fields.String(
-        load_default="Contribute today", validate=validate.Length(min=1, max=80)
+        load_default="Contribute today", validate=[validate.Length(min=1, max=80), one_line]
     )
     default_frequency = fields.String(load_default="one_off", validate=validate.OneOf(FREQUENCIES))
     amounts = fields.Dict(
@@ -166,7 +170,8 @@ class Variant(Schema):
 
     @post_load
     def _clean(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        data["body_html"] = sanitize_html(data["body_html"])
+        if "body_html" in data:
+            data["body_html"] = sanitize_html(data["body_html"])
         return data
 
 
@@ -177,7 +182,7 @@ class CampaignDocument(Schema):
         ordered = True
 
     id = fields.String(required=True, validate=_slug)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=200), one_line])
     status = fields.String(load_default="draft", validate=validate.OneOf(STATUSES))
     placements = fields.List(
         fields.String(validate=validate.OneOf(PLACEMENTS)),
@@ -199,10 +204,10 @@ class CampaignDocument(Schema):
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
         if len(set(data.get("placements") or [])) != len(data.get("placements") or []):
             raise ValidationError("Each placement at most once.", "placements")
-        ids = [v["id"] for v in data.get("variants") or []]
+        ids = [v.get("id") for v in data.get("variants") or []]
         if len(set(ids)) != len(ids):
             raise ValidationError("Variant ids must be unique.", "variants")
-        if data.get("variants") and sum(v["weight"] for v in data["variants"]) <= 0:
+        if data.get("variants") and sum(v.get("weight", 1) for v in data["variants"]) <= 0:
             raise ValidationError("At least one variant needs a positive weight.", "variants")
         start, end = data.get("starts_at"), data.get("ends_at")
         if start and end and end <= start:
@@ -210,10 +215,20 @@ class CampaignDocument(Schema):
 
 
 class CampaignPatch(CampaignDocument):
-    """A partial document: only the fields given change (validated as a whole afterwards)."""
+    """A partial document: only the fields given change (validated as a whole afterwards).
+
+    Partial at the top level only: the merge replaces each field given as a whole, so a
+    variant (or goal, or targeting) given must be complete; `partial=True` would reach into
+    them, and a variant without `id` or `body_html` would pass here to fail later.
+    """
 
     class Meta:
         unknown = EXCLUDE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("partial") is True:
+            kwargs["partial"] = tuple(self._declared_fields)
+        super().__init__(*args, **kwargs)
 
 
 def to_json(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -273,6 +274,11 @@ class Snapshot:
         )
         return cls(tuple(compiled), rules, version, dict(raised or {}))
 
+    @cached_property
+    def variant_ids(self) -> Mapping[str, frozenset[str]]:
+        """Each campaign's variant ids: events about anything else are not counted."""
+        return {c.id: frozenset(v.id for v in c.variants) for c in self.campaigns}
+
 
 @dataclass
 class Decision:
@@ -337,12 +343,6 @@ def choose(
                 item.update(shown=False, reason=f"reader is in the {winner.holdback:.0%} holdback")
         return Decision(None, None, reasons)
     return Decision(winner, winner.variant_for(reader), reasons)
-
-
-def impression_id(req: AppealRequest, campaign: str, variant: str, day: str) -> str:
-    """Deterministic per reader, appeal and day, so the response stays a function of its URL."""
-    key = ":".join((req.rid or "-", req.article, req.placement, campaign, variant, day))
-    return "imp_" + hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
 def presets_for(variant: Variant, currency: str) -> tuple[str, Mapping[str, list[int]]]:

@@ -3,29 +3,43 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from donations import supporters
+from donations import observability, supporters
 from donations.appeals.engine import (
     AppealRequest,
     Snapshot,
     choose,
     cta_url,
-    impression_id,
     presets_for,
 )
-from donations.appeals.events import EVENT_TYPES, Key
+from donations.appeals.events import EVENT_TYPES, Event
+from donations.appeals.impressions import UNSIGNED, ImpressionTokens
+from donations.appeals.throttle import EventLimiter
 from donations.db import utcnow
 
+log = logging.getLogger(__name__)
 PLACEMENTS = ("epic", "banner", "gate")
 RID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 LANG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+# Control characters and lone surrogates: never stored (the flush isolates them anyway).
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_EVENTS = 50
+
+
+@lru_cache(maxsize=8)
+def impression_tokens(secret_key: str) -> ImpressionTokens:
+    """The token signer for this SECRET_KEY (its key is derived once)."""
+    return ImpressionTokens(secret_key)
 
 
 class InvalidInput(ValueError):
@@ -150,8 +164,12 @@ def describe_appeal(
     country_currencies: Mapping[str, str],
     minimums: Mapping[str, int],
     explain: bool = True,
+    tokens: ImpressionTokens | None = None,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """(the appeal body or None, the explanation of every campaign considered)."""
+    """(the appeal body or None, the explanation of every campaign considered).
+
+    The body's impression token is signed with `tokens`; without them (the admin preview) it
+    is a placeholder no event can be counted with."""
     decision = choose(snapshot, req, now, explain=explain)
     campaign, variant = decision.campaign, decision.variant
     if campaign is None or variant is None:
@@ -159,7 +177,17 @@ def describe_appeal(
     wanted = country_currencies.get(req.country or "", "usd")
     currency, presets = presets_for(variant, wanted)
     heading, body_html, cta_label = variant.copy_for(req.lang)
-    impression = impression_id(req, campaign.id, variant.id, now.strftime("%Y-%m-%d"))
+    impression = (
+        tokens.issue(
+            campaign.id,
+            variant.id,
+            req.placement,
+            req.article,
+            now=now.replace(tzinfo=UTC).timestamp(),
+        )
+        if tokens is not None
+        else UNSIGNED
+    )
     one_off = list(presets.get("one_off") or [])
     # Prefill only an amount meant for the default frequency; else the page suggests one.
     suggested = presets.get(variant.default_frequency)
@@ -239,11 +267,12 @@ def answer_appeal(
         country_currencies=settings.country_currencies,
         minimums=services.minimums,
         explain=explain or debug,
+        tokens=impression_tokens(settings.secret_key),
     )
     return req, debug, body, reasons
 
 
-def parse_events(raw: bytes, today: str) -> list[Key]:
+def parse_events(raw: bytes) -> list[Event]:
     """Validate a batch of widget events: all or nothing."""
     try:
         data = json.loads(raw)
@@ -254,7 +283,7 @@ def parse_events(raw: bytes, today: str) -> list[Key]:
     events = data["events"]
     if not 1 <= len(events) <= MAX_EVENTS:
         raise InvalidInput({"events": [f"Send 1 to {MAX_EVENTS} events at a time."]})
-    keys: list[Key] = []
+    parsed: list[Event] = []
     errors: dict[str, list[str]] = {}
     for i, event in enumerate(events):
         problems = []
@@ -273,24 +302,71 @@ def parse_events(raw: bytes, today: str) -> list[Key]:
         if event.get("placement") not in PLACEMENTS:
             problems.append("placement must be one of: epic, banner, gate.")
         article = event.get("article")
-        if not isinstance(article, str) or not 1 <= len(article) <= 200 or "\x1f" in article:
-            problems.append("article must be 1–200 characters.")
+        if (
+            not isinstance(article, str)
+            or not 1 <= len(article) <= 200
+            or UNPRINTABLE.search(article)
+        ):
+            problems.append("article must be 1–200 printable characters.")
         imp = event.get("impression")
-        if imp is not None and (not isinstance(imp, str) or len(imp) > 64):
-            problems.append("impression must be an impression id.")
+        if imp is not None and (
+            not isinstance(imp, str) or len(imp) > 64 or UNPRINTABLE.search(imp)
+        ):
+            problems.append("impression must be an impression token.")
         if problems:
             errors[f"events.{i}"] = problems
             continue
-        keys.append(
-            (
-                today,
-                event["campaign"],
-                event["variant"],
-                event["placement"],
-                event["article"],
-                event["type"],
+        parsed.append(
+            Event(
+                type=event["type"],
+                impression=imp,
+                campaign=event["campaign"],
+                variant=event["variant"],
+                placement=event["placement"],
+                article=str(article),
             )
         )
     if errors:
         raise InvalidInput(errors)
-    return keys
+    return parsed
+
+
+def count_events(
+    services: Any, events: list[Event], address: str, limiter: EventLimiter, *, now: float
+) -> int:
+    """Count what a served appeal vouches for, within the client's limits; the number counted.
+
+    An event counts only with an impression token this service issued (within a day) for its
+    campaign, variant, placement and article, for a campaign and variant that exist, and
+    within the client's limits (donations.appeals.throttle). The others are dropped silently:
+    a reader's tab left open for two days is not an error."""
+    try:
+        known: Mapping[str, frozenset[str]] | None = services.appeals.current().variant_ids
+    except Exception:  # no snapshot yet and the database is down: the token alone decides
+        log.warning("events: no appeal snapshot to check campaigns against", exc_info=True)
+        known = None
+    tokens = impression_tokens(services.settings.secret_key)
+    refused: Counter[str] = Counter()
+    vouched: list[Event] = []
+    for event in events:
+        if known is not None and event.variant not in known.get(event.campaign, ()):
+            refused["unknown"] += 1
+            continue
+        why = tokens.check(
+            event.impression,
+            event.campaign,
+            event.variant,
+            event.placement,
+            event.article,
+            now=now,
+        )
+        if why is not None:
+            refused[why] += 1
+            continue
+        vouched.append(event)
+    admitted = limiter.admit(address, vouched)
+    refused["limited"] += len(vouched) - len(admitted)
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    services.events.add(event.key(day) for event in admitted)
+    observability.events_refused(refused)
+    return len(admitted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
@@ -14,6 +15,7 @@ from donations.admin import audit
 from donations.admin.auth import require_role
 from donations.admin.models import EDITOR, VIEWER
 from donations.admin.tokens import authenticate, bearer_token
+from donations.appeals import throttle
 from donations.appeals.campaigns import (
     CampaignExists,
     CampaignNotFound,
@@ -23,17 +25,20 @@ from donations.appeals.campaigns import (
     update_campaign,
 )
 from donations.appeals.documents import CampaignDocument, CampaignPatch
-from donations.appeals.events import EVENT_TYPES, now_day
+from donations.appeals.events import EVENT_TYPES
 from donations.appeals.fastpath import CACHE_CONTROL
 from donations.appeals.models import Campaign
 from donations.appeals.service import (
     PLACEMENTS,
     InvalidInput,
     answer_appeal,
+    count_events,
     parse_events,
 )
 from donations.appeals.snapshot import bump_version, config_row
+from donations.appeals.throttle import event_limiter
 from donations.errors import problem
+from donations.security import client_address
 from donations.services import services
 
 reader = Blueprint("appeals", __name__, description="What to show readers, and what they did.")
@@ -68,7 +73,14 @@ class AppealQueryDoc(Schema):
 
 class EventDoc(Schema):
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    impression = fields.String()
+    impression = fields.String(
+        metadata={
+            "description": "The `impression` token of the appeal answer the event is about "
+            "(`imp_` and 20 url-safe characters, signed by the service for that campaign, "
+            "variant, placement and article, valid for a day). Without a valid one the event "
+            "is not counted."
+        }
+    )
     campaign = fields.String(required=True)
     variant = fields.String(required=True)
     placement = fields.String(required=True)
@@ -82,7 +94,22 @@ class EventsDoc(Schema):
 
 
 class AcceptedSchema(Schema):
-    accepted = fields.Integer()
+    accepted = fields.Integer(
+        metadata={"description": "How many of the events were counted (see the 202 answer)"}
+    )
+
+
+EVENTS_COUNTED = (
+    "The batch was valid. `accepted` is how many events were counted: an event counts only "
+    "with a valid impression token (issued by `GET /api/v1/appeal` for that campaign, variant, "
+    "placement and article within the last day), for a campaign and variant that exist, and "
+    "within the client's limits: in any 60 seconds, per client address (IPv6: per /64), at "
+    f"most {throttle.PER_ADDRESS.amount} events of which {throttle.PER_ADDRESS_ACTIONS.amount} "
+    "clicks or dismissals (by default), and per impression token "
+    f"{throttle.PER_TOKEN['impression'].amount} impression, {throttle.PER_TOKEN['view'].amount} "
+    f"view and {throttle.PER_TOKEN['action'].amount} clicks or dismissals. The others are "
+    "dropped without an error (a reader's tab left open for two days is not one)."
+)
 
 
 def _cache_headers(response: Response, *, private: bool) -> Response:
@@ -105,7 +132,11 @@ def _cache_headers(response: Response, *, private: bool) -> Response:
         for name in AppealQueryDoc().fields
     ],
     responses={
-        "200": {"description": "The appeal to show"},
+        "200": {
+            "description": "The appeal to show. Its `impression` is a token the service signs "
+            "for this campaign, variant, placement and article (and the hour; no reader): send "
+            "it with the appeal's events, which count only with it, for a day."
+        },
         "204": {"description": "Nothing to show (supporter, cap, blackout, no campaign)"},
         "422": {"description": "A query value is invalid; `errors` names it"},
     },
@@ -147,7 +178,7 @@ def appeal() -> Response:
     },
     responses={
         "202": {
-            "description": "Counted",
+            "description": EVENTS_COUNTED,
             "content": {"application/json": {"schema": AcceptedSchema}},
         },
         "422": {"description": "Invalid batch: nothing was counted"},
@@ -157,13 +188,14 @@ def events() -> tuple[Response, int] | Response:
     """Count a batch of widget events (at most 50; also as text/plain for sendBeacon)."""
     s = services()
     try:
-        keys = parse_events(request.get_data(cache=False), now_day())
+        parsed = parse_events(request.get_data(cache=False))
     except json.JSONDecodeError:
         return problem(400, "Bad Request", "The body is not valid JSON.")
     except InvalidInput as exc:
         return problem(422, "Invalid request", "No event was counted.", errors=exc.errors)
-    s.events.add(keys)
-    return jsonify({"accepted": len(keys)}), 202
+    limiter = event_limiter(current_app)
+    counted = count_events(s, parsed, client_address(), limiter, now=time.time())
+    return jsonify({"accepted": counted}), 202
 
 
 # --- admin: campaigns ----------------------------------------------------------------------------

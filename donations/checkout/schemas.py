@@ -9,6 +9,7 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from donations.checkout.models import FREQUENCIES, STATUS_RANK
+from donations.edge import one_line
 
 # A language code as the appeals take it (appeals.service.LANG): "en", "ru", "pt-br".
 LANG = r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$"
@@ -18,26 +19,38 @@ def _settings() -> Any:
     return current_app.extensions["donations"].settings
 
 
+def _supported_currency(currency: str) -> None:
+    rules = _settings().currencies
+    if currency not in rules:
+        raise ValidationError(f"Unsupported currency; use one of: {', '.join(sorted(rules))}.")
+
+
+def _line(max_len: int) -> list[Any]:
+    return [validate.Length(max=max_len), one_line]
+
+
 class AttributionSchema(Schema):
-    article = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
-    campaign = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
-    variant = fields.String(validate=validate.Length(max=100), load_default=None, allow_none=True)
+    article = fields.String(validate=_line(200), load_default=None, allow_none=True)
+    campaign = fields.String(validate=_line(100), load_default=None, allow_none=True)
+    variant = fields.String(validate=_line(100), load_default=None, allow_none=True)
     placement = fields.String(
         validate=validate.OneOf(["epic", "banner", "gate", "direct"]),
         load_default=None,
         allow_none=True,
     )
-    impression = fields.String(validate=validate.Length(max=64), load_default=None, allow_none=True)
+    impression = fields.String(validate=_line(64), load_default=None, allow_none=True)
 
 
 class ContributionCreateSchema(Schema):
     amount = fields.Integer(
         required=True, strict=True, metadata={"description": "Gift in minor units"}
     )
-    currency = fields.String(required=True, metadata={"example": "usd"})
+    currency = fields.String(
+        required=True, validate=_supported_currency, metadata={"example": "usd"}
+    )
     frequency = fields.String(required=True, validate=validate.OneOf(FREQUENCIES))
     email = fields.Email(required=True, validate=validate.Length(max=320))
-    name = fields.String(validate=validate.Length(max=200), load_default=None, allow_none=True)
+    name = fields.String(validate=_line(200), load_default=None, allow_none=True)
     cover_fees = fields.Boolean(load_default=False)
     attribution = fields.Nested(AttributionSchema, load_default=dict)
     lang = fields.String(
@@ -68,17 +81,15 @@ class ContributionCreateSchema(Schema):
             data["lang"] = data["lang"].lower()
         return data
 
-    @validates_schema
+    # Runs even when other fields failed, so that one 422 names every bad field.
+    @validates_schema(skip_on_field_errors=False)
     def _amount_within_currency_limits(self, data: dict[str, Any], **_: Any) -> None:
         currency = data.get("currency")
-        rules = _settings().currencies
-        if currency not in rules:
-            raise ValidationError(
-                f"Unsupported currency; use one of: {', '.join(sorted(rules))}.", "currency"
-            )
-        rule = rules[currency]
+        rule = _settings().currencies.get(currency) if isinstance(currency, str) else None
         amount = data.get("amount")
-        if amount is not None and not (rule.minimum <= amount <= rule.maximum):
+        if rule is None or amount is None:
+            return  # a missing or invalid currency or amount is named by its own field
+        if not (rule.minimum <= amount <= rule.maximum):
             raise ValidationError(
                 f"Must be between {rule.minimum} and {rule.maximum} minor units of {currency}.",
                 "amount",

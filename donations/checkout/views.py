@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
 from flask import Blueprint as FlaskBlueprint
-from flask import abort, render_template, request
+from flask import Response, abort, after_this_request, render_template, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import fields
 
 from donations import errors, security, supporters
+from donations.admin.auth import cookies_secure
 from donations.checkout import service
 from donations.checkout.models import Contribution
 from donations.checkout.schemas import (
@@ -22,7 +25,9 @@ from donations.checkout.schemas import (
     EmptySchema,
     StartedSchema,
 )
+from donations.db import utcnow
 from donations.services import services
+from donations.stripe import GatewayError
 
 api = Blueprint(
     "contributions",
@@ -40,11 +45,99 @@ def _check_id(contribution_id: str) -> None:
         abort(404, f"No contribution {contribution_id!r}.")
 
 
+# --- who completed the payment -------------------------------------------------------------
+# The supporter token goes only to whoever holds the contribution's PaymentIntent/SetupIntent
+# client secret, never to anyone who merely knows the id (it travels in thank-you URLs):
+# - a page of this service's (the hosted /contribute → thank-you flow) gets, with the client
+#   secret in the 201, an HttpOnly cookie scoped to this contribution's API path holding an
+#   HMAC of the id: its polls of GET …/{id} send it by themselves;
+# - any other client (a newsroom's own checkout) sends the client secret it holds in the
+#   X-Client-Secret header, checked against the contribution's intent at Stripe.
+PAYER_COOKIE = "donations_payer"
+PAYER_COOKIE_AGE = 24 * 3600  # the thank-you page polls for minutes; reloads within a day
+CLIENT_SECRET_HEADER = "X-Client-Secret"  # noqa: S105 - a header name
+PAID_FOR_TOKEN = ("succeeded", "partially_refunded")
+
+
+def _payer_proof(contribution_id: str) -> str:
+    key = services().settings.secret_key.encode()
+    return hmac.new(key, f"donations.payer:{contribution_id}".encode(), "sha256").hexdigest()
+
+
+def _give_payer_cookie(contribution_id: str) -> None:
+    """Mark this browser as the one that received the contribution's client secret."""
+    proof = _payer_proof(contribution_id)
+    secure = cookies_secure(services().settings)
+
+    @after_this_request
+    def _set(response: Response) -> Response:
+        response.set_cookie(
+            PAYER_COOKIE,
+            proof,
+            max_age=PAYER_COOKIE_AGE,
+            path=f"{api.url_prefix}/{contribution_id}",
+            secure=secure,
+            httponly=True,
+            samesite="Strict",
+        )
+        return response
+
+
+def _client_secret_matches(contribution: Contribution, sent: str) -> bool:
+    """Is `sent` the client secret of this contribution's PaymentIntent or SetupIntent?
+    Stripe's client secrets are `<intent id>_secret_<…>`: only one naming the contribution's
+    own intent is checked at Stripe (one call, and only once the payment succeeded)."""
+    gateway = services().gateway
+    intent_id = sent.partition("_secret_")[0]
+    try:
+        if intent_id and intent_id == contribution.stripe_payment_intent_id:
+            actual = gateway.retrieve_payment_intent(intent_id).client_secret
+        elif intent_id and intent_id == contribution.stripe_setup_intent_id:
+            actual = gateway.retrieve_setup_intent(intent_id).client_secret
+        else:
+            return False
+    except GatewayError:
+        return False  # asked again at the next poll
+    return bool(actual) and hmac.compare_digest(actual.encode(), sent.encode())
+
+
+def completed_payment(contribution: Contribution) -> bool:
+    """Does this request come from whoever completed the payment (see above)?"""
+    cookie = request.cookies.get(PAYER_COOKIE, "")
+    if cookie and hmac.compare_digest(cookie.encode(), _payer_proof(contribution.id).encode()):
+        return True
+    sent = request.headers.get(CLIENT_SECRET_HEADER, "")
+    return 0 < len(sent) <= 200 and _client_secret_matches(contribution, sent)
+
+
 def _supporter_token(contribution: Contribution) -> str | None:
-    if contribution.status not in ("succeeded", "partially_refunded"):
+    """A supporter token, for whoever completed the payment once it succeeded."""
+    if contribution.status not in PAID_FOR_TOKEN or not completed_payment(contribution):
         return None
+    s = services()
     kind = "recurring" if contribution.is_recurring else "one_off"
-    return supporters.issue(services().settings.secret_key, kind)
+    return supporters.issue(
+        s.settings.secret_key,
+        kind,
+        now=utcnow(),
+        one_off_days=s.appeals.current().rules.one_off_supporter_days,
+        since=contribution.succeeded_at,
+    )
+
+
+class ContributionStatusSchema(ContributionEnvelopeSchema):
+    supporter_token = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "A signed supporter token (stored by the widget so appeals stop "
+            "asking this reader), given only to whoever completed the payment: the browser "
+            "that received the client secret (a cookie scoped to this contribution) or a "
+            f"request sending that client secret in `{CLIENT_SECRET_HEADER}`; null until "
+            "the contribution succeeded and for everyone else. It expires: 30 days for a "
+            "recurring supporter (renewed on the donor's account page), the one-off "
+            "supporter window (90 days by default) after a one-off gift."
+        },
+    )
 
 
 @api.route("")
@@ -74,6 +167,7 @@ class Contributions(MethodView):
                 attribution=data.get("attribution") or {},
                 lang=data.get("lang"),
             )
+        _give_payer_cookie(started.contribution.id)
         return {
             "contribution": started.contribution,
             "stripe": {
@@ -105,9 +199,24 @@ def _human_check(token: str | None) -> Any:
 
 @api.route("/<contribution_id>")
 class ContributionResource(MethodView):
-    @api.response(200, ContributionEnvelopeSchema)
+    @api.response(200, ContributionStatusSchema)
+    @api.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": CLIENT_SECRET_HEADER,
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "The client secret of the contribution's PaymentIntent or "
+                "SetupIntent (from the 201 of POST /api/v1/contributions): proves the caller "
+                "completed the payment, so the answer carries its `supporter_token`.",
+            }
+        ]
+    )
     def get(self, contribution_id: str) -> dict[str, Any]:
-        """The contribution's current status (the thank-you page polls this)."""
+        """The contribution's current status (the thank-you page polls this).
+
+        Additive to API.md: `supporter_token`, only for whoever completed the payment."""
         _check_id(contribution_id)
         s = services()
         with s.db.sessions() as session:

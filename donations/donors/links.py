@@ -65,9 +65,9 @@ def request_link(
 ) -> bool:
     """Queue a sign-in link to the donor with this email, if there is one who is not erased.
 
-    The same work is done either way (a lookup, a housekeeping delete, a token signed) so the
-    answer takes about as long whether or not the email is known; only the two inserts differ,
-    and the email itself is sent after commit by the mail sender. Answers whether it queued.
+    Takes longer for a donor we know (two inserts, the email after commit): the view runs it
+    after answering (donors.after_answer), so the answer's timing tells nothing. Answers
+    whether it queued.
     """
     normalized = normalize_email(email)
     donor = session.scalar(

@@ -2,23 +2,23 @@
 
 Every request counts, whether or not the email belongs to a donor, so being throttled says
 nothing about an address's existence. Shared through Redis when REDIS_URL is set (the same
-machinery as the admin login limiter).
+machinery as the admin login limiter); emails are counted by their SHA-256, never in clear.
 """
 
 from __future__ import annotations
 
 from limits import RateLimitItem, parse
 
-from donations.admin.ratelimit import LoginLimiter, Verdict
+from donations.admin.ratelimit import Verdict, WindowLimiter, digest
 
 PER_EMAIL = parse("3/15minutes")
 PER_ADDRESS = parse("20/15minutes")
 
 
-class SignInLimiter(LoginLimiter):
+class SignInLimiter(WindowLimiter):
     def _keys(self, email: str, address: str) -> list[tuple[RateLimitItem, str, str]]:
         return [
-            (PER_EMAIL, "donor-link-email", email),
+            (PER_EMAIL, "donor-link-email", digest(email)),
             (PER_ADDRESS, "donor-link-address", address),
         ]
 

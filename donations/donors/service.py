@@ -119,6 +119,16 @@ def supporter_kind(
     return "one_off" if recent else None
 
 
+def latest_gift(contributions: list[Contribution]) -> datetime | None:
+    """When the donor last gave successfully (a one-off supporter's window starts there)."""
+    times = [
+        c.succeeded_at
+        for c in contributions
+        if c.succeeded_at is not None and c.status in ("succeeded", "partially_refunded")
+    ]
+    return max(times, default=None)
+
+
 def receipt(session: Session, donor_id: str, contribution_id: str) -> Contribution:
     """A paid contribution of this donor's (any other: NotYours, answered 404)."""
     found = session.get(Contribution, contribution_id)

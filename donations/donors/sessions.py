@@ -30,9 +30,10 @@ DONOR_SESSIONS = ServerSessions(
 )
 
 
-def start(session: Session, donor_id: str, now: datetime) -> str:
-    """A new session for the donor; returns the cookie value (seen only here)."""
-    return DONOR_SESSIONS.start(session, now, donor_id=donor_id)
+def start(session: Session, donor_id: str, now: datetime, *, replacing: str | None = None) -> str:
+    """A new session for the donor; returns the cookie value (seen only here). The session
+    this browser held before (`replacing`, its cookie value) is ended: signing in rotates."""
+    return DONOR_SESSIONS.start(session, now, replacing=replacing, donor_id=donor_id)
 
 
 def load(session: Session, cookie_value: str, now: datetime) -> DonorSession | None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     get_flashed_messages,
@@ -29,6 +30,8 @@ from donations.admin.auth import secure_cookies
 from donations.db import utcnow
 from donations.donors import links, service
 from donations.donors import sessions as donor_sessions
+from donations.donors.after_answer import AfterAnswer
+from donations.mail.outbox import SENDER
 from donations.money import exponent
 from donations.services import services
 from donations.stripe import GatewayError, PaymentDeclined
@@ -126,15 +129,35 @@ def request_link() -> Response:
         response.headers["Retry-After"] = str(verdict.retry_after)
         return response
     s = services()
-    with s.db.transaction() as session:
-        links.request_link(
-            session,
-            email,
-            secret_key=s.settings.secret_key,
-            base_url=s.settings.public_base_url,
-            now=utcnow(),
-        )
-    return _page("account/check_inbox.html", retry_after=None)
+
+    def send_link() -> None:
+        with s.db.transaction() as session:
+            # Outside the request now: this app's sender sends what is queued here.
+            session.info[SENDER] = s.mail
+            links.request_link(
+                session,
+                email,
+                secret_key=s.settings.secret_key,
+                base_url=s.settings.public_base_url,
+                now=utcnow(),
+            )
+
+    # After the answer: looking the email up, the link's row and its email take time only
+    # for a donor we know, and the answer's timing must not tell who has given.
+    answer = _page("account/check_inbox.html", retry_after=None)
+    link_requests().after(answer, send_link)
+    return answer
+
+
+LINK_REQUESTS = "donations.donor_link_requests"
+
+
+def link_requests() -> AfterAnswer:
+    """This app's queue of sign-in link requests (worked after each answer)."""
+    found: AfterAnswer = current_app.extensions.setdefault(
+        LINK_REQUESTS, AfterAnswer("donor-sign-in-links")
+    )
+    return found
 
 
 def _expired() -> Response:
@@ -160,7 +183,10 @@ def use_link(token: str) -> Response:
     with s.db.transaction() as session:
         now = utcnow()
         donor_id = links.consume(session, s.settings.secret_key, token, now)
-        cookie = donor_sessions.start(session, donor_id, now) if donor_id else None
+        previous = request.cookies.get(donor_sessions.SESSION_COOKIE)
+        cookie = (
+            donor_sessions.start(session, donor_id, now, replacing=previous) if donor_id else None
+        )
     if cookie is None:
         return _expired()
     response = redirect(url_for("account.home"), code=303)
@@ -192,8 +218,16 @@ def _account_page(donor_id: str, csrf_token: str) -> Response:
             for sub in view.subscriptions
             if sub.currency in rules
         }
+    # A fresh, short-lived supporter token each visit (donations.supporters): a one-off
+    # supporter's counts from their latest gift, a recurring one's from now.
     token = (
-        supporters.issue(s.settings.secret_key, view.supporter_kind)
+        supporters.issue(
+            s.settings.secret_key,
+            view.supporter_kind,
+            now=utcnow(),
+            one_off_days=one_off_days,
+            since=service.latest_gift(view.contributions),
+        )
         if view.supporter_kind
         else None
     )

@@ -29,6 +29,9 @@ from donations.mail.render import RENDERED_KINDS
 
 # session.info flag: this transaction queued mail; the app's MailSender wakes after its commit.
 ENQUEUED = "donations.mail_enqueued"
+# session.info: the MailSender that is to send what this transaction queues, when the work
+# runs outside a request (a webhook booker): apps that share a database wake only their own.
+SENDER = "donations.mail_sender"
 
 # What can be queued is what the renderer can write (donations.mail.render).
 KINDS = RENDERED_KINDS

@@ -15,19 +15,16 @@ email) is not sent: the row is marked sent with last_error "donor erased" and it
 cleared, rather than deleted, so that its dedupe key still stops a replayed webhook from
 queueing it again.
 
-In the web app a background thread sends: started by the first `wake()` (after a commit that
-queued mail: see `outbox.enqueue`), then polling every POLL_SECONDS, stopped at exit.
+In the web app a background thread sends (`donations.background`): started by the first
+`wake()` (after a commit that queued mail: see `outbox.enqueue`), then polling every
+POLL_SECONDS, stopped at exit.
 `donations mail send` / `donations mail worker` do the same from the command line.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import multiprocessing.util
-import os
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -37,10 +34,11 @@ from flask import current_app, has_app_context
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
+from donations.background import BackgroundLoop
 from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import Database, utcnow
 from donations.mail.models import OutboxEmail
-from donations.mail.outbox import ENQUEUED
+from donations.mail.outbox import ENQUEUED, SENDER
 from donations.mail.render import Newsroom, Receipt, RenderError, compose, render
 from donations.mail.transport import DeliveryError, Transport, mask_address, transport_for
 from donations.settings import Settings
@@ -180,8 +178,10 @@ def message_for(session: Session, row: OutboxEmail, settings: Settings) -> Email
     )
 
 
-class MailSender:
+class MailSender(BackgroundLoop):
     """Sends due outbox rows: on demand (`send_due`) or from a lazily started thread."""
+
+    thread_name = "mail-sender"
 
     def __init__(
         self,
@@ -191,64 +191,36 @@ class MailSender:
         *,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
+        super().__init__(poll_seconds=poll_seconds)
         self.db = db
         self.settings = settings
         self.transport = transport or transport_for(settings)
-        self.poll_seconds = poll_seconds
-        self._lock = threading.Lock()
-        self._wakeup = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         # Wake after any commit through this database that queued mail (outbox.enqueue marks
         # the session), so callers need no mail code of their own.
         event.listen(db.sessions, "after_commit", self._after_commit)
         self._listening = True
-        atexit.register(self.close)
-        # Forked server workers end with os._exit: atexit never runs there (see appeals/events).
-        multiprocessing.util.Finalize(None, self.close, exitpriority=10)
 
-    # the background thread --------------------------------------------------------------------
-    def wake(self) -> None:
-        """Send soon: starts the sender thread on first use, then nudges it."""
-        if self._stop.is_set():
-            return
-        with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
-                self._pid, self._thread = os.getpid(), None
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, daemon=True, name="mail-sender")
-                self._thread.start()
-        self._wakeup.set()
+    def work(self) -> SendReport:
+        return self.send_due()
 
     def _after_commit(self, session: Session) -> None:
         if ENQUEUED not in session.info:
             return
         # Inside a request, only that app's sender wakes (apps may share a Database, as the
-        # test suite's do); elsewhere (a command, a thread) any sender on the database may.
-        if has_app_context():
+        # test suite's do), and so in a transaction that names its sender (a webhook
+        # booker's); elsewhere (a command) any sender on the database may.
+        named = session.info.get(SENDER)
+        if named is not None:
+            if named is not self:
+                return
+        elif has_app_context():
             own = current_app.extensions.get("donations")
             if own is not None and getattr(own, "mail", None) is not self:
                 return
         session.info.pop(ENQUEUED, None)
         self.wake()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wakeup.clear()
-            try:
-                self.send_due()
-            except Exception:
-                log.exception("mail sender: batch failed; trying again at the next poll")
-            self._wakeup.wait(self.poll_seconds)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread, letting a batch in flight finish (unsent rows wait in the table)."""
-        self._stop.set()
-        self._wakeup.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+    def closed(self) -> None:
         if self._listening:
             self._listening = False
             event.remove(self.db.sessions, "after_commit", self._after_commit)

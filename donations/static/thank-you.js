@@ -4,6 +4,11 @@
  * Polls GET /api/v1/contributions/{id} every second until the payment settles (webhooks move
  * the status, usually within a few seconds). Once the response carries a supporter token, it
  * is kept in localStorage under "donations:supporter" so that appeals stop asking this reader.
+ *
+ * The token comes only to the browser that completed the payment: when /contribute started
+ * the contribution, the API set an HttpOnly cookie scoped to this contribution's path along
+ * with the client secret, and these same-origin polls send it (credentials: 'same-origin').
+ * Anyone else opening this URL sees the status, never a token.
  */
 (function () {
   'use strict';

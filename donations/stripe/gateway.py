@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -105,7 +106,17 @@ class StripeGateway:
 
     # webhooks ------------------------------------------------------------------------------
     def verify_webhook(self, payload: bytes, signature_header: str) -> None:
-        """Raise SignatureError unless one configured secret verifies the raw body."""
+        """Raise SignatureError unless one configured secret verifies the raw body, signed
+        neither more than the tolerance ago nor more than the tolerance ahead (the SDK checks
+        only the past: a timestamp from the future would stay replayable)."""
+        items = [part.strip() for part in signature_header.split(",")]
+        stamps = [item[2:] for item in items if item.startswith("t=")]
+        try:
+            signed_at = int(stamps[0].strip()) if stamps else None
+        except ValueError:
+            signed_at = None
+        if signed_at is None or signed_at > time.time() + self._tolerance:
+            raise SignatureError("the signature's timestamp is missing or in the future")
         text = payload.decode("utf-8", errors="replace")
         for secret in self._webhook_secrets:
             try:

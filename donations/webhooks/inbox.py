@@ -1,26 +1,26 @@
-"""Verified Stripe events → the inbox → the booking rules, once each.
+"""The inbox: a verified Stripe event is stored once (one insert) and acknowledged; bookers
+(`donations.webhooks.booker`) book it off the request path.
 
-The event id is recorded in the same transaction as the entries it causes, so a replayed or
-concurrent duplicate changes nothing. What Stripe says about the event's object is gathered
-*before* that transaction opens (Stripe round trips hold no database locks), then the booking
-rules write (`donations.ledger.booking`).
+A replayed or concurrent duplicate inserts nothing (the event id is the primary key). Events
+of types this service does not book are recorded as such, with nothing left to do.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from donations.db import Database, utcnow
+from donations.db import utcnow
 from donations.ledger import booking
-from donations.mail.receipts import queue_receipt
-from donations.stripe import StripeGateway
-from donations.webhooks.models import StripeEvent
+from donations.webhooks.models import BOOKED, PENDING, StripeEvent
 
 DUPLICATE = "duplicate"
+QUEUED = "queued"
+IGNORED = "acknowledged: not a type this service books"
 HANDLED_TYPES = booking.HANDLED_TYPES
 
 
@@ -53,38 +53,31 @@ def _created(event: dict[str, Any]) -> datetime:
     return utcnow()
 
 
-def record_and_book(
-    session: Session, event: dict[str, Any], facts: booking.Facts, *, source: str = "webhook"
-) -> str:
-    """Record the event once and book its facts, in the caller's transaction; answers what
-    was done (or DUPLICATE when the event was recorded already)."""
-    if session.get(StripeEvent, event["id"]) is not None:
+def store(session: Session, event: dict[str, Any], *, source: str = "webhook") -> str:
+    """Insert the event (QUEUED for booking, or IGNORED), or nothing when it is stored
+    already (DUPLICATE): one statement, safe against a concurrent duplicate."""
+    now = utcnow()
+    handled = event["type"] in HANDLED_TYPES
+    values = {
+        "id": event["id"],
+        "type": event["type"][:80],
+        "created": _created(event),
+        "received_at": now,
+        "source": source,
+        "status": PENDING if handled else BOOKED,
+        "payload": json.dumps(event) if handled else None,
+        "outcome": "" if handled else IGNORED,
+        "attempts": 0,
+        "next_attempt_at": now if handled else None,
+        "booked_at": None if handled else now,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    inserted = session.execute(
+        dialect.insert(StripeEvent)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(StripeEvent.id)  # a row back only when it was inserted
+    ).first()
+    if inserted is None:
         return DUPLICATE
-    record = StripeEvent(id=event["id"], type=event["type"], created=_created(event), source=source)
-    try:
-        with session.begin_nested():
-            session.add(record)
-    except IntegrityError:
-        return DUPLICATE  # a concurrent delivery of the same event got there first
-    books = booking.Books(session, event_id=event["id"], on_payment=queue_receipt)
-    outcome = books.apply(facts)
-    record.outcome = outcome[:500]
-    return outcome
-
-
-def process_event(
-    db: Database, gateway: StripeGateway, event: dict[str, Any], *, source: str = "webhook"
-) -> str:
-    """Gather what Stripe says, then record and book in one transaction.
-
-    Raises GatewayError when Stripe cannot be asked (nothing is written: a retry books it)."""
-    check_event_shape(event)
-    with db.sessions() as session:
-        if session.get(StripeEvent, event["id"]) is not None:
-            return DUPLICATE
-    if event["type"] in HANDLED_TYPES:
-        facts = booking.gather(gateway, event["type"], event["data"]["object"])
-    else:
-        facts = booking.Nothing("acknowledged: not a type this service books")
-    with db.transaction() as session:
-        return record_and_book(session, event, facts, source=source)
+    return QUEUED if handled else IGNORED

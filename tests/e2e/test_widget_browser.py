@@ -31,6 +31,7 @@ from donations import supporters
 from donations.admin.tokens import create_token
 from donations.appeals.models import EventCount
 from donations.appeals.snapshot import config_row
+from donations.appeals.throttle import event_limiter
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.browser
@@ -54,6 +55,8 @@ def _fresh_appeals(_clean_database: None, database: Any, server: SimpleNamespace
     with database.transaction() as session:
         config_row(session).version = time.time_ns() // 1000
     server.services.appeals.invalidate()
+    # Every test's page counts from 127.0.0.1 with the same tokens: fresh per-client budgets.
+    event_limiter(server.app).reset()
 
 
 @pytest.fixture
@@ -447,6 +450,25 @@ def test_an_impression_and_a_click_are_counted(page, server, seed, database):
     sent = page.event_requests
     assert sent and all(r.method == "POST" for r in sent)
     assert sent[0].headers.get("content-type", "").startswith("text/plain")
+
+
+def test_the_embed_page_counts_its_impression_with_the_token_it_was_served(
+    page, server, seed, database
+):
+    seed(campaign())
+    page.goto(f"{server.url}/embed/appeal?article={ARTICLE}&rid=reader-1")
+    page.locator("main.appeal").wait_for()
+
+    def counted() -> dict[str, int]:
+        server.services.events.flush_all()
+        with database.sessions() as s:
+            rows = s.scalars(select(EventCount).where(EventCount.campaign == "widget-test")).all()
+        return {r.type: r.count for r in rows if r.article == ARTICLE}
+
+    token = page.locator("main.appeal").get_attribute("data-impression")
+    assert token and token.startswith("imp_") and len(token) == 24
+    # Counted: the page sent the token it was served (a forged one would count nothing).
+    assert wait_for(lambda: counted().get("impression"), timeout=15) == 1
 
 
 # --- (g) opt-out -----------------------------------------------------------------------------

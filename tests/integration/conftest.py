@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from donations.appeals.throttle import event_limiter
 from donations.db import Database
 from donations.mail.sender import MailSender
 from tests.conftest import empty_redis, empty_tables, free_port
@@ -21,6 +22,7 @@ def _clean_database(database: Database, app: Any) -> Iterator[None]:
     empty_redis()
     app.extensions["donations"].login_limiter.reset()
     app.extensions["donations"].sign_in_limiter.reset()
+    event_limiter(app).reset()
     yield
 
 
@@ -77,14 +79,14 @@ def use_sender(app: Any, database: Any) -> Iterator[Callable[..., MailSender]]:
             # booking's commit woke the sender.
             poll_seconds=60,
         )
-        services.mail = sender
+        services.mail = services.booker.mail = sender
         installed.append(sender)
         return sender
 
     original_settings = services.settings
     yield install
     services.mail.close()
-    services.mail = MailSender(database, original_settings)
+    services.mail = services.booker.mail = MailSender(database, original_settings)
 
 
 @pytest.fixture

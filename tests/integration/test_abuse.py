@@ -125,11 +125,54 @@ def test_confirm_is_limited_per_contribution_whatever_the_address(settings, data
     assert post(client, pm, ip="10.0.0.3", path=f"/{other}/confirm").status_code == 404
 
 
-def test_the_global_ceiling_covers_every_address(settings, database):
+def test_the_global_ceiling_counts_valid_requests_from_every_address(settings, database):
     client = client_with(settings, database, checkout_limit_global="3/minute")
-    for i in range(3):
-        assert post(client, TOO_SMALL, ip=f"203.0.113.{i}").status_code == 422
-    assert_429(post(client, TOO_SMALL, ip="203.0.113.99"))
+    for i in range(3):  # valid, so they count (Stripe is down here: 502)
+        assert post(client, GOOD, ip=f"203.0.113.{i}").status_code == 502
+    assert_429(post(client, GOOD, ip="203.0.113.99"))
+    assert_429(post(client, TOO_SMALL, ip="203.0.113.98"))  # refused before validation
+
+
+def test_invalid_requests_never_use_up_the_global_ceiling(settings, database):
+    """320 invalid requests (422) from many addresses used to leave a fresh address's valid
+    gift a 429: only requests that pass validation count."""
+    client = client_with(settings, database, checkout_limit_global="5/minute")
+    cid = "ctb_" + "3" * 24
+    for i in range(320):
+        ip = f"198.18.{i // 250}.{i % 250}"
+        match i % 4:
+            case 0:
+                assert post(client, TOO_SMALL, ip=ip).status_code == 422
+            case 1:
+                assert post(client, {**GOOD, "frequency": "weekly"}, ip=ip).status_code == 422
+            case 2:  # a well-formed id nobody has
+                r = post(client, {"payment_method": "pm_card_visa"}, ip=ip, path=f"/{cid}/confirm")
+                assert r.status_code == 404
+            case _:
+                r = client.post(
+                    "/api/v1/contributions",
+                    data="{",
+                    content_type="application/json",
+                    environ_base={"REMOTE_ADDR": ip},
+                )
+                assert r.status_code == 400
+    r = post(client, GOOD, ip="192.0.2.200")
+    assert r.status_code == 502, r.json  # it reached (an unreachable) Stripe: not 429
+    assert count(database) == 0
+
+
+def test_only_refusals_carry_retry_after(settings, database):
+    """Retry-After means "come back later": on 429 and 503 only, not on a 201 or a 422."""
+    client = client_with(settings, database, stripe_down=False, checkout_limit_per_ip="3/hour")
+    created = post(client, GOOD)
+    assert created.status_code == 201, created.json
+    invalid = post(client, TOO_SMALL)
+    assert invalid.status_code == 422
+    for r in (created, invalid):
+        assert "Retry-After" not in r.headers
+        assert "X-RateLimit-Limit" in r.headers  # the limit's own headers stay
+    post(client, TOO_SMALL)
+    assert_429(post(client, TOO_SMALL))
 
 
 def test_a_redis_outage_does_not_take_checkout_down(settings, database):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import email
 import re
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email import policy
 from typing import Any
 
@@ -20,7 +21,7 @@ from donations.donors.models import DonorLink, DonorSession
 from donations.ledger import accounts as a
 from donations.ledger import journal, postings
 from donations.mail.models import OutboxEmail
-from tests.conftest import Api, make_event, post_event, wait_for
+from tests.conftest import Api, booked_outcome, make_event, post_event, wait_for
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KNOWN = "monthly-donor@example.org"
@@ -28,8 +29,18 @@ UNKNOWN = "nobody-here@example.org"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_limits(app: Any) -> None:
+def _fresh_limits(app: Any) -> Iterator[None]:
     app.extensions["donations"].sign_in_limiter.reset()
+    yield
+    drain_link_requests(app)
+
+
+def drain_link_requests(app: Any) -> None:
+    """Wait for the sign-in links asked for so far (written after each answer)."""
+    from donations.donors.views import LINK_REQUESTS
+
+    queue = app.extensions.get(LINK_REQUESTS)
+    assert queue is None or queue.drain(timeout=30)
 
 
 def csrf_of(html: str) -> str:
@@ -242,24 +253,28 @@ def test_asking_for_a_link_answers_the_same_for_known_and_unknown_emails(
     assert the_link(database, KNOWN).startswith(f"{settings.public_base_url}/account/sign-in/")
 
 
-def test_an_erased_donor_gets_no_link(monthly, api, database):
+def test_an_erased_donor_gets_no_link(monthly, api, database, app):
     with database.transaction() as s:
         s.execute(update(Donor).values(erased_at=utcnow()))
     r = ask_for_link(api, KNOWN)
     assert r.status_code == 200 and "Check your inbox" in r.text
+    drain_link_requests(app)
     with database.sessions() as s:
         assert s.scalar(select(func.count()).select_from(DonorLink)) == 0
 
 
-def test_asking_without_the_form_token_is_refused_and_sends_nothing(monthly, api, database):
+def test_asking_without_the_form_token_is_refused_and_sends_nothing(monthly, api, database, app):
     api.get("/account")
     r = api.post("/account/sign-in", data={"email": KNOWN}, allow_redirects=False)
     assert r.status_code == 403
+    drain_link_requests(app)
     with database.sessions() as s:
         assert s.scalar(select(func.count()).select_from(DonorLink)) == 0
 
 
-def test_throttling_per_email_answers_the_same_for_known_and_unknown(monthly, api, database):
+def test_throttling_per_email_answers_the_same_for_known_and_unknown(
+    monthly, api, database, app
+):
     answers = {}
     for address in (KNOWN, UNKNOWN):
         codes = [
@@ -271,6 +286,7 @@ def test_throttling_per_email_answers_the_same_for_known_and_unknown(monthly, ap
     assert answers[KNOWN].status_code == 429
     assert int(answers[KNOWN].headers["Retry-After"]) > 0
     assert "Check your inbox" in answers[KNOWN].text
+    drain_link_requests(app)
     assert len(links_for(database, KNOWN)) == 3  # none sent past the limit
 
 
@@ -280,6 +296,7 @@ def test_throttling_per_address_covers_every_email(monthly, api, database, app):
     known, unknown = ask_for_link(api, KNOWN), ask_for_link(api, UNKNOWN)
     assert known.status_code == unknown.status_code == 429
     assert comparable(known) == comparable(unknown)
+    drain_link_requests(app)
     assert links_for(database, KNOWN) == []
 
 
@@ -373,6 +390,24 @@ def test_a_link_signed_longer_ago_than_it_lives_is_refused(monthly, api, databas
     assert follow(api, f"{api.base}/account/sign-in/{fresh}").status_code == 303
 
 
+def test_signing_in_again_rotates_the_donor_session(monthly, api, database, live_server):
+    sign_in(api, database, KNOWN)
+    old = api.http.cookies["donations_donor"]
+    first = the_link(database, KNOWN)
+    assert ask_for_link(Api(live_server.url), KNOWN).status_code == 200
+    second = wait_for(lambda: [u for u in links_for(database, KNOWN) if u != first])[0]
+    assert follow(api, second).status_code == 303  # the signed-in browser uses a new link
+    new = api.http.cookies["donations_donor"]
+    assert new != old
+    with database.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(DonorSession)) == 1
+    stale = Api(live_server.url)
+    stale.http.cookies.set("donations_donor", old, path="/account")
+    r = stale.get("/account", allow_redirects=False)
+    assert "Email me a sign-in link" in r.text
+    assert KNOWN in api.get("/account").text
+
+
 def test_signing_out_ends_the_session(monthly, api, database):
     csrf = sign_in(api, database, KNOWN)
     assert api.post("/account/sign-out", data={}, allow_redirects=False).status_code == 403
@@ -413,6 +448,10 @@ def test_the_account_page_issues_a_recurring_supporter_token(monthly, api, datab
     sign_in(api, database, KNOWN)
     token = re.search(r'"supporter_token": "([^"]+)"', api.get("/account").text).group(1)
     assert supporters.verify(settings.secret_key, token).kind == "recurring"
+    # short-lived: a month, renewed at each visit of the account page
+    later = datetime.now(UTC) + timedelta(days=29)
+    assert supporters.verify(settings.secret_key, token, now=later) is not None
+    assert supporters.verify(settings.secret_key, token, now=later + timedelta(days=2)) is None
 
 
 def seed_history(database: Any, donor_email: str, year: int = 2024) -> tuple[str, dict[str, int]]:
@@ -630,11 +669,11 @@ def test_changing_the_amount_bills_the_new_amount_at_the_next_renewal(
         params={"customer": stripe_sub.customer, "subscription": sub.id}
     )
     stripe_client.v1.invoices.pay(invoice.id)
-    booked = post_event(api, make_event("invoice.paid", {"id": invoice.id, "object": "invoice"}))
+    paid = make_event("invoice.paid", {"id": invoice.id, "object": "invoice"})
+    booked = post_event(api, paid)
     assert booked.status_code == 200, booked.text
-    assert "booked payment" in booked.json()["outcome"] or "already" in booked.json()["outcome"], (
-        booked.text
-    )
+    outcome = booked_outcome(database, paid["id"])
+    assert "booked payment" in outcome or "already" in outcome, outcome
     with database.sessions() as s:
         renewal = s.scalar(select(Contribution).where(Contribution.stripe_invoice_id == invoice.id))
         assert renewal is not None and renewal.parent_id == monthly.id

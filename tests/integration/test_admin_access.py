@@ -150,22 +150,90 @@ def test_login_returns_to_a_local_page_only(api, database):
         assert r.headers["Location"].endswith(expected), (target, r.headers["Location"])
 
 
-def test_failed_logins_are_throttled_per_account_then_per_address(api, database):
+def login_from(app, address: str, email: str, password: str = PASSWORD) -> Any:
+    """Sign in through the login form from a client address of the test's choosing."""
+    client = app.test_client()
+    env = {"REMOTE_ADDR": address}
+    page = client.get("/admin/login", environ_base=env)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf_token": csrf},
+        environ_base=env,
+    )
+
+
+def test_wrong_passwords_from_five_addresses_do_not_lock_the_admin_out(app, database):
+    make_user(database, "ed@example.org", "editor")
+    for i in range(5):
+        assert login_from(app, f"203.0.113.{i}", "ed@example.org", "guess").status_code == 401
+    # The real admin, from an address that has not failed, signs in at once…
+    assert login_from(app, "198.51.100.7", "ed@example.org").status_code == 303
+    # …and so does anyone with the right password from an address that has not failed,
+    # however many others keep guessing.
+    for i in range(5, 40):
+        login_from(app, f"203.0.113.{i}", "ed@example.org", "guess")
+    assert login_from(app, "198.51.100.8", "ed@example.org").status_code == 303
+
+
+def test_an_address_that_keeps_failing_waits_longer_each_time(app, database):
     make_user(database, "ed@example.org", "editor")
     make_user(database, "other@example.org", "editor")
-    for _ in range(5):
-        assert sign_in(api.base, "ed@example.org", "guess")[1].status_code == 401
-    # the account is locked for a while, even for the right password…
-    _, r = sign_in(api.base, "ed@example.org")
+    assert login_from(app, "192.0.2.1", "ed@example.org", "guess").status_code == 401
+    assert login_from(app, "192.0.2.1", "ed@example.org", "guess").status_code == 401
+    # a second failure: this address waits before its next try, even with the password
+    r = login_from(app, "192.0.2.1", "ed@example.org")
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) == 1
+    # the account itself is not locked, and the address may try other accounts
+    assert login_from(app, "198.51.100.7", "ed@example.org").status_code == 303
+    assert login_from(app, "192.0.2.1", "other@example.org").status_code == 303
+
+
+def test_an_address_guessing_across_many_accounts_is_stopped(app, database):
+    make_user(database, "other@example.org", "editor")
+    for i in range(30):
+        assert login_from(app, "192.0.2.9", f"guess{i}@example.org", "guess").status_code == 401
+    r = login_from(app, "192.0.2.9", "other@example.org")
     assert r.status_code == 429
     assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
-    # …while another account from the same address still signs in
-    assert sign_in(api.base, "other@example.org")[1].status_code == 303
-    # an address guessing across many accounts is stopped too
-    for i in range(25):
-        assert sign_in(api.base, f"guess{i}@example.org", "guess")[1].status_code == 401
-    _, r = sign_in(api.base, "other@example.org")
-    assert r.status_code == 429
+    assert login_from(app, "192.0.2.10", "other@example.org").status_code == 303
+
+
+def test_login_counts_in_redis_never_hold_an_email_in_clear(app, database):
+    url = app.extensions["donations"].settings.redis_url
+    if not url:
+        pytest.skip("REDIS_URL is not set")
+    import redis
+
+    login_from(app, "192.0.2.3", "secret-admin@example.org", "guess")
+    r = redis.Redis.from_url(url)
+    keys = [k.decode() for k in r.scan_iter(match="*login*")]
+    assert any(k.startswith("donations-login:") for k in keys), "counted in Redis"
+    assert not any("example.org" in k or "secret-admin" in k for k in keys)
+    r.close()
+
+
+def test_signing_in_again_rotates_the_session(api, database):
+    make_user(database, "ed@example.org", "editor")
+    http, first = sign_in(api.base, "ed@example.org")
+    assert first.status_code == 303
+    old = http.cookies["donations_admin"]
+    csrf = login_form(http, api.base)  # the same browser signs in again
+    again = http.post(
+        f"{api.base}/admin/login",
+        data={"email": "ed@example.org", "password": PASSWORD, "csrf_token": csrf},
+        allow_redirects=False,
+    )
+    assert again.status_code == 303
+    new = http.cookies["donations_admin"]
+    assert new != old
+    with database.sessions() as s:
+        assert len(s.scalars(select(AdminSession)).all()) == 1  # the old one is gone
+    stale = requests.Session()
+    stale.cookies.set("donations_admin", old)
+    assert stale.get(f"{api.base}/api/v1/admin/me").status_code == 401
+    assert http.get(f"{api.base}/api/v1/admin/me").status_code == 200
 
 
 def test_signing_out_ends_the_session_on_the_server(api, editor, database):

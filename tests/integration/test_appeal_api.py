@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from donations import supporters
 from donations.admin.tokens import create_token
 from donations.appeals.models import Campaign, EventCount
+from donations.appeals.throttle import event_limiter
 from tests.conftest import wait_for
 
 CAMPAIGN = {
@@ -255,14 +256,34 @@ def test_campaigns_load_is_an_idempotent_upsert(migrated_url, database, tmp_path
 
 
 # --- events ---------------------------------------------------------------------------
-def event(**changes):
-    return {
-        "type": "impression",
+@pytest.fixture(autouse=True)
+def _fresh_event_limits(app):
+    """Every test's events start with the client's budgets untouched (all come from 127.0.0.1)."""
+    event_limiter(app).reset()
+
+
+def served(api, article="putin-congratulates-biden", **params):
+    """The appeal a reader was shown (its impression token vouches for its events)."""
+    r = appeal(api, article=article, **params)
+    assert r.status_code == 200, r.text
+    return r.json()["appeal"]
+
+
+def event(shown=None, **changes):
+    """An event about an appeal that was served (or a made-up one without `shown`)."""
+    about = shown or {
         "impression": "imp_1",
         "campaign": "year-end-2020",
         "variant": "control",
         "placement": "epic",
-        "article": "putin-congratulates-biden",
+    }
+    return {
+        "type": "impression",
+        "impression": about["impression"],
+        "campaign": about["campaign"],
+        "variant": about["variant"],
+        "placement": about["placement"],
+        "article": (shown or {}).get("article", "putin-congratulates-biden"),
         **changes,
     }
 
@@ -276,26 +297,26 @@ def total_counts(database):
         )
 
 
-def test_event_batches_are_counted_in_aggregate(api, app, database):
-    batch = [event(), event(), event(type="view"), event(type="click")]
+def test_event_batches_are_counted_in_aggregate(api, app, database, live_campaign):
+    first = {**served(api), "article": "putin-congratulates-biden"}
+    other = {**served(api, article="another-story"), "article": "another-story"}
+    batch = [event(first), event(other), event(first, type="view"), event(first, type="click")]
     r = api.post(
         "/api/v1/events",
         data=json.dumps({"events": batch}),
         headers={"Content-Type": "text/plain;charset=UTF-8"},
     )  # as sendBeacon sends
     assert r.status_code == 202 and r.json() == {"accepted": 4}
-    r = api.post("/api/v1/events", json={"events": [event(type="dismiss")]})
-    assert r.status_code == 202
+    r = api.post("/api/v1/events", json={"events": [event(first, type="dismiss")]})
+    assert r.status_code == 202 and r.json() == {"accepted": 1}
     app.extensions["donations"].events.flush_all()
     assert total_counts(database) == {"impression": 2, "view": 1, "click": 1, "dismiss": 1}
     with database.sessions() as s:
-        row = s.scalars(select(EventCount).where(EventCount.type == "impression")).one()
-        assert (row.campaign, row.variant, row.placement, row.article) == (
-            "year-end-2020",
-            "control",
-            "epic",
-            "putin-congratulates-biden",
-        )
+        rows = s.scalars(select(EventCount).where(EventCount.type == "impression")).all()
+        assert {(r.campaign, r.variant, r.placement, r.article) for r in rows} == {
+            ("year-end-2020", "control", "epic", "putin-congratulates-biden"),
+            ("year-end-2020", "control", "epic", "another-story"),
+        }
 
 
 @pytest.mark.parametrize(
@@ -306,6 +327,8 @@ def test_event_batches_are_counted_in_aggregate(api, app, database):
         ({"events": [event(), event(type="purchase")]}, 422),  # one bad event: none counted
         ({"events": [event(campaign="")]}, 422),
         ({"events": [event(extra="x")]}, 422),
+        ({"events": [event(article="poison\u0000nul")]}, 422),
+        ({"events": [event(article="lone \ud800 surrogate")]}, 422),
         ({"events": "many"}, 422),
         ({}, 422),
     ],
@@ -332,8 +355,11 @@ def test_malformed_event_bodies(api, app, database):
     assert total_counts(database) == {}
 
 
-def test_counts_reach_the_database_without_another_request(api, app, database, migrated_url):
-    api.post("/api/v1/events", json={"events": [event(type="click")]})
+def test_counts_reach_the_database_without_another_request(
+    api, app, database, migrated_url, live_campaign
+):
+    r = api.post("/api/v1/events", json={"events": [event(served(api), type="click")]})
+    assert r.json() == {"accepted": 1}
     counter = app.extensions["donations"].events
     if counter.uses_redis:  # shared counts: the documented command moves them
         out = subprocess.run(

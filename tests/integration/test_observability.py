@@ -90,9 +90,12 @@ def test_request_histogram_is_labelled_by_endpoint_not_path(api):
 def test_webhook_counters_and_lag_move(api):
     before = scrape(api)
     evt = make_event("customer.tax_id.created", {"id": "txi_obs"})
-    evt["created"] = int(time.time()) - 30
     assert post_event(api, evt).status_code == 200
     assert post_event(api, evt).json()["outcome"] == "duplicate"
+    # a type the service books: a payout Stripe doesn't know, stored, then booked ("ignored")
+    booked = make_event("payout.paid", {"id": "po_obs_unknown", "object": "payout"})
+    booked["created"] = int(time.time()) - 30
+    assert post_event(api, booked).json()["outcome"] == "queued"
     payload = json.dumps(make_event("customer.tax_id.created", {"id": "txi_2"}))
     bad = api.post(
         "/webhooks/stripe",
@@ -106,17 +109,41 @@ def test_webhook_counters_and_lag_move(api):
         return value(after, name, **labels) - value(before, name, **labels)
 
     kind = "customer.tax_id.created"
-    assert moved("donations_webhook_events_total", type=kind, outcome="processed") == 1
+    assert moved("donations_webhook_events_total", type=kind, outcome="received") == 1
     assert moved("donations_webhook_events_total", type=kind, outcome="duplicate") == 1
+    assert moved("donations_webhook_events_total", type="payout.paid", outcome="booked") == 1
     assert moved("donations_webhook_failures_total", reason="signature") == 1
     assert moved("donations_webhook_lag_seconds_count") >= 1
     assert moved("donations_webhook_lag_seconds_sum") >= 29
+    assert value(after, "donations_webhook_inbox_pending") == 0
+    assert value(after, "donations_webhook_inbox_dead") == 0
 
 
-def test_events_counted_by_type(api):
+def test_events_counted_by_type(api, app, database):
+    from donations.admin.tokens import create_token
+    from donations.appeals.throttle import event_limiter
+    from tests.integration.test_funnel_integrity import CAMPAIGN
+
+    event_limiter(app).reset()
+    with database.transaction() as s:
+        token = create_token(s, "metrics")
+    made = api.post(
+        "/api/v1/admin/campaigns", json=CAMPAIGN, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert made.status_code == 201, made.text
+    shown = []
+    for article in ("a-1", "a-2"):  # one impression per answer's token
+        appeal = api.get("/api/v1/appeal", params={"article": article}).json()["appeal"]
+        fields = {k: appeal[k] for k in ("impression", "campaign", "variant", "placement")}
+        shown.append({**fields, "article": article})
+    batch = [
+        {"type": "impression", **shown[0]},
+        {"type": "impression", **shown[1]},
+        {"type": "click", **shown[0]},
+    ]
     before = scrape(api)
-    batch = [event(), event(), event(type="click")]
-    assert api.post("/api/v1/events", json={"events": batch}).status_code == 202
+    r = api.post("/api/v1/events", json={"events": batch})
+    assert r.status_code == 202 and r.json() == {"accepted": 3}
     after = scrape(api)
     name = "donations_appeal_events_counted_total"
     assert value(after, name, type="impression") - value(before, name, type="impression") == 2
@@ -270,8 +297,19 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_sigterm_flushes_event_counts_of_every_worker(tmp_path):
+    from donations.appeals.campaigns import save_campaign
+    from donations.appeals.documents import CampaignDocument
+    from donations.appeals.service import impression_tokens
+    from donations.settings import DEV_SECRET_KEY
+    from tests.integration.test_funnel_integrity import CAMPAIGN
+
     url = f"sqlite:///{tmp_path / 'serve.sqlite3'}"
     migrate.upgrade(url)
+    db = Database(url)
+    with db.transaction() as s:
+        save_campaign(s, CampaignDocument().load(CAMPAIGN), actor="test")
+    db.dispose()
+    tokens = impression_tokens(DEV_SECRET_KEY)  # the server runs on the development key
     port = free_port()
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -306,10 +344,23 @@ def test_sigterm_flushes_event_counts_of_every_worker(tmp_path):
         assert list(scratch.iterdir()), "no multiprocess metrics directory"
         sent = 0
         with requests.Session() as http:
-            for i in range(20):
-                batch = [event(type="view", impression=f"imp_{i}")] * 5
+            # views of 50 articles (one per token; one client counts at most 60 a minute)
+            for i in range(10):
+                batch = [
+                    {
+                        "type": "view",
+                        "campaign": "spring",
+                        "variant": "control",
+                        "placement": "epic",
+                        "article": f"a-{i}-{k}",
+                        "impression": tokens.issue(
+                            "spring", "control", "epic", f"a-{i}-{k}", now=time.time()
+                        ),
+                    }
+                    for k in range(5)
+                ]
                 r = http.post(base + "/api/v1/events", json={"events": batch}, timeout=5)
-                assert r.status_code == 202
+                assert r.status_code == 202 and r.json() == {"accepted": 5}, r.text
                 sent += 5
             # Several workers answered, and /metrics adds their samples up.
             metrics = http.get(base + "/metrics", timeout=5).text

@@ -12,17 +12,17 @@ from sqlalchemy import func, select
 
 from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
+from tests.conftest import Api, book_webhooks, empty_tables
 from tests.endive import Endive
 
 
 @pytest.fixture
-def endive(endive_server, standin, database):
+def endive(endive_server, standin, endive_database):
+    empty_tables(endive_database)
     standin.reset()
     standin.settlement_currency = "usd"
     standin.latency = 0.0
-    from tests.conftest import Api
-
-    return Endive(Api(endive_server.url), standin, database)
+    return Endive(Api(endive_server.url), standin, endive_database)
 
 
 def fee_of(settled: int) -> int:
@@ -126,6 +126,7 @@ def test_every_event_about_one_invoice_at_once_books_it_once(endive):
     assert len(about_money) == 5
     codes = endive.standin.deliver(about_money, duplicates=3, concurrent=True)
     assert codes == [200] * 15
+    book_webhooks()
     endive.deliver()
     (renewal,) = endive.renewals(cid)
     assert renewal.status == "succeeded"
@@ -378,13 +379,14 @@ def test_duplicated_shuffled_concurrent_deliveries_book_what_one_clean_delivery_
     endive.standin.pay_payout(payout["id"])
     codes = endive.standin.deliver(duplicates=2, shuffle=random.Random(7), concurrent=True)
     assert set(codes) == {200}
+    book_webhooks()
     assert endive.row(cid).status == "partially_refunded"
     assert [r.status for r in endive.renewals(monthly)] == ["succeeded"]
     endive.assert_books_match_stripe()
 
 
 # --- reconciliation by balance transactions -----------------------------------------------------
-def run_reconcile(endive, migrated_url, *args):
+def run_reconcile(endive, endive_url, *args):
     import os
     import subprocess
     import sys
@@ -394,7 +396,7 @@ def run_reconcile(endive, migrated_url, *args):
 
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": migrated_url,
+        "DATABASE_URL": endive_url,
         "STRIPE_API_BASE": endive.standin.base,  # the real API's dialect: no STRIPE_EMULATOR
         "STRIPE_SECRET_KEY": STRIPE_SECRET,
     }
@@ -409,7 +411,7 @@ def run_reconcile(endive, migrated_url, *args):
     )
 
 
-def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, migrated_url):
+def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, endive_url):
     """Nothing is delivered: a one-off with a refund, a monthly gift and its renewal, a lost
     chargeback, a payout still in transit and one paid. Reconcile finds each, books each
     exactly as the webhooks would, and then finds nothing."""
@@ -424,7 +426,7 @@ def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, m
     paid = endive.standin.create_payout(2000)
     endive.standin.pay_payout(paid["id"])
 
-    dry = run_reconcile(endive, migrated_url)
+    dry = run_reconcile(endive, endive_url)
     assert dry.returncode == 1, dry.stdout + dry.stderr
     for what in ("charge not booked", "refund not booked", "adjustment not booked"):
         assert what in dry.stdout, dry.stdout
@@ -432,7 +434,7 @@ def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, m
     assert "balance transactions checked" in dry.stderr
     assert endive.keys() == []  # a dry run changes nothing
 
-    applied = run_reconcile(endive, migrated_url, "--apply")
+    applied = run_reconcile(endive, endive_url, "--apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "FIXED" in applied.stdout
     endive.assert_books_match_stripe()
@@ -443,7 +445,7 @@ def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, m
     assert endive.per_currency(a.BANK)["usd"] == 2000  # only the paid payout is in the bank
     assert endive.per_currency(a.PAYOUTS_IN_TRANSIT)["usd"] == in_transit["amount"] == 1000
 
-    again = run_reconcile(endive, migrated_url)
+    again = run_reconcile(endive, endive_url)
     assert again.returncode == 0, again.stdout
     assert "0 difference(s)" in again.stderr
     # the webhooks arriving late change nothing more
@@ -452,27 +454,27 @@ def test_reconcile_books_every_lost_delivery_from_balance_transactions(endive, m
     assert endive.keys() == before
 
 
-def test_reconcile_books_money_that_is_not_about_contributions_aside(endive, migrated_url):
+def test_reconcile_books_money_that_is_not_about_contributions_aside(endive, endive_url):
     """Another product's charge on the same account moves Stripe's balance too: reconcile
     books it aside (suspense), never as a contribution, so the balances still agree."""
     pi = endive.stripe.v1.payment_intents.create(
         params={"amount": 999, "currency": "usd", "allowed_payment_method_types": ["card"]}
     )
     endive.stripe.v1.payment_intents.confirm(pi.id, params={"payment_method": "pm_card_visa"})
-    dry = run_reconcile(endive, migrated_url)
+    dry = run_reconcile(endive, endive_url)
     assert dry.returncode == 1 and "charge not a contribution" in dry.stdout, dry.stdout
-    applied = run_reconcile(endive, migrated_url, "--apply")
+    applied = run_reconcile(endive, endive_url, "--apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     net = endive.standin.balance()["usd"]
     assert endive.per_currency(a.OTHER_STRIPE_ACTIVITY)["usd"] == -net
     with endive.database.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Contribution)) == 0
     endive.assert_books_match_stripe()
-    assert run_reconcile(endive, migrated_url).returncode == 0
+    assert run_reconcile(endive, endive_url).returncode == 0
 
 
 def test_entries_booked_before_they_named_their_transactions_are_not_booked_twice(
-    endive, migrated_url, database
+    endive, endive_url
 ):
     """A payment, its fee and a payout booked by the service before migration 0006 (no
     balance transaction named, the payout straight to the bank): reconcile adds nothing, and
@@ -484,7 +486,7 @@ def test_entries_booked_before_they_named_their_transactions_are_not_booked_twic
     txn = endive.standin.get(charge["balance_transaction"])
     payout = endive.standin.create_payout(3000)
     endive.standin.pay_payout(payout["id"])
-    with database.transaction() as s:
+    with endive.database.transaction() as s:
         c = s.get(Contribution, cid)
         c.stripe_charge_id, c.status = charge["id"], "succeeded"
         common = {"occurred_at": datetime.now(UTC).replace(tzinfo=None), "contribution_id": cid}
@@ -524,7 +526,7 @@ def test_entries_booked_before_they_named_their_transactions_are_not_booked_twic
             lines=[(a.BANK, "usd", 3000), (a.STRIPE_BALANCE, "usd", -3000)],
         )
     before = endive.keys()
-    result = run_reconcile(endive, migrated_url, "--apply")
+    result = run_reconcile(endive, endive_url, "--apply")
     assert result.returncode == 0, result.stdout + result.stderr
     assert endive.keys() == before  # nothing booked twice, no correction
     endive.deliver()  # the payout's own events, late
@@ -533,7 +535,8 @@ def test_entries_booked_before_they_named_their_transactions_are_not_booked_twic
     assert endive.per_currency(a.STRIPE_BALANCE)["usd"] == endive.standin.balance()["usd"]
 
 
-def test_a_payout_whose_failure_is_booked_is_never_then_booked_as_paid(endive, database):
+def test_a_payout_whose_failure_is_booked_is_never_then_booked_as_paid(endive):
+    database = endive.database
     """Facts are gathered before the write: a `payout.paid` gathered before its failure and
     written after it must not put the money in the bank."""
     from donations.ledger import booking

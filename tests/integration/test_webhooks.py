@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from datetime import datetime
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -13,7 +14,14 @@ from donations.ledger import accounts as a
 from donations.ledger.models import JournalEntry, JournalLine
 from donations.reports import rollups
 from donations.webhooks.models import StripeEvent
-from tests.conftest import OLD_WEBHOOK_SECRET, make_event, post_event, sign, wait_for
+from tests.conftest import (
+    OLD_WEBHOOK_SECRET,
+    booked_outcome,
+    make_event,
+    post_event,
+    sign,
+    wait_for,
+)
 
 
 def paid_one_off(api, database, amount=5000, cover_fees=False, wait=True):
@@ -149,8 +157,8 @@ def test_an_object_stripe_does_not_know_is_never_booked_from_the_event_body(api,
         },
     )
     r = post_event(api, event)
-    assert r.status_code == 200
-    assert r.json()["outcome"].startswith("ignored: not found at Stripe")
+    assert r.status_code == 200 and r.json()["outcome"] == "queued"
+    assert booked_outcome(database, event["id"]).startswith("ignored: not found at Stripe")
     assert entries(database, stripe_object_id="po_made_up") == []
 
 
@@ -252,14 +260,43 @@ def test_a_refund_arriving_before_its_payment_converges_to_the_same_books(
     assert row(database, c["id"]).status == "partially_refunded"
 
 
-# --- faults --------------------------------------------------------------------------------------
-def test_a_database_failure_mid_handler_rolls_back_and_the_retry_books_once(
-    api, database, stripe_client
+# --- the inbox ---------------------------------------------------------------------------------
+def inbox_row(database, event_id):
+    with database.sessions() as s:
+        return s.get(StripeEvent, event_id)
+
+
+def test_a_delivery_is_acknowledged_with_one_insert_and_booked_after(api, database, app):
+    c = paid_one_off(api, database, amount=1500, wait=False)
+    event = make_event(
+        "payment_intent.succeeded", {"id": c.stripe_payment_intent_id, "object": "payment_intent"}
+    )
+    statements = []
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if threading.current_thread().name != "webhook-booker":
+            statements.append(statement.split()[0].upper())
+
+    sa_event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        r = post_event(api, event, book=False)
+    finally:
+        sa_event.remove(database.engine, "before_cursor_execute", count)
+    assert r.status_code == 200 and r.json()["outcome"] == "queued"
+    assert statements.count("INSERT") == 1 and "SELECT" not in statements, statements
+    app.extensions["donations"].booker.drain()
+    stored = inbox_row(database, event["id"])
+    assert stored.status == "booked" and stored.payload is None
+    assert row(database, c.id).status == "succeeded"
+
+
+def test_a_database_failure_while_booking_leaves_the_event_waiting_and_books_it_once_later(
+    api, database, stripe_client, app
 ):
     c = paid_one_off(api, database, amount=2000)
     stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id})
     event = refund_event(stripe_client, c.stripe_charge_id)
-    before = counts(database, event["id"], c.id)
+    booker = app.extensions["donations"].booker
 
     def fail_on_journal_lines(conn, cursor, statement, params, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO JOURNAL_LINES"):
@@ -267,18 +304,73 @@ def test_a_database_failure_mid_handler_rolls_back_and_the_retry_books_once(
 
     sa_event.listen(database.engine, "before_cursor_execute", fail_on_journal_lines)
     try:
-        r = post_event(api, event)
+        r = post_event(api, event, book=False)
+        assert r.status_code == 200  # stored: Stripe is not asked to retry
+        booker.drain()  # (its own thread may have tried first: the same failure)
     finally:
         sa_event.remove(database.engine, "before_cursor_execute", fail_on_journal_lines)
-    assert r.status_code == 503
-    assert r.headers["Retry-After"]
-    assert counts(database, event["id"], c.id) == before  # event id and entry both rolled back
+    waiting = inbox_row(database, event["id"])
+    assert (waiting.status, waiting.attempts) == ("pending", 1)
+    assert "connection lost" in waiting.last_error
+    assert entries(database, kind=a.REFUND) == []  # the booking rolled back whole
     assert row(database, c.id).status == "succeeded"
 
-    for _ in range(2):  # Stripe retries (and retries again)
-        assert post_event(api, event).status_code == 200
+    with database.transaction() as s:  # its backoff is over
+        s.get(StripeEvent, event["id"]).next_attempt_at = datetime(2000, 1, 1)
+    booker.drain()
+    assert inbox_row(database, event["id"]).status == "booked"
+    assert post_event(api, event).json()["outcome"] == "duplicate"  # Stripe's retry
     assert len(entries(database, kind=a.REFUND)) == 1
     assert row(database, c.id).status == "refunded"
+
+
+def test_an_unreachable_stripe_never_answers_5xx_events_wait_then_die_then_retry(
+    api, database, settings, migrated_url, app
+):
+    """Stripe down: the delivery is acknowledged; booking is deferred with backoff; after the
+    last attempt the event is dead, visible in metrics and the admin; `donations webhooks
+    retry` books it once Stripe answers again."""
+    from click.testing import CliRunner
+
+    from donations.cli import cli
+    from donations.stripe import gateway_from_settings
+    from donations.webhooks import booker as booker_mod
+
+    c = paid_one_off(api, database, amount=1800, wait=False)
+    event = make_event(
+        "payment_intent.succeeded", {"id": c.stripe_payment_intent_id, "object": "payment_intent"}
+    )
+    services = app.extensions["donations"]
+    down = gateway_from_settings(settings.with_overrides(stripe_api_base="http://127.0.0.1:9"))
+    working, services.booker.gateway = services.booker.gateway, down
+    try:
+        r = post_event(api, event, book=False)
+        assert r.status_code == 200
+        for _ in range(booker_mod.MAX_ATTEMPTS):
+            services.booker.drain()
+            with database.transaction() as s:  # every backoff over at once
+                s.get(StripeEvent, event["id"]).next_attempt_at = datetime(2000, 1, 1)
+    finally:
+        services.booker.gateway = working
+    dead = inbox_row(database, event["id"])
+    assert (dead.status, dead.attempts) == ("dead", booker_mod.MAX_ATTEMPTS)
+    assert dead.last_error.startswith("stripe:")
+    assert row(database, c.id).status == "pending"
+    metrics = api.get("/metrics").text
+    assert "donations_webhook_inbox_dead 1.0" in metrics
+
+    env = {
+        "DATABASE_URL": migrated_url,
+        "STRIPE_API_BASE": settings.stripe_api_base,
+        "STRIPE_EMULATOR": "localstripe",
+        "STRIPE_SECRET_KEY": settings.stripe_secret_key,
+    }
+    result = CliRunner().invoke(cli, ["webhooks", "retry", event["id"]], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 dead event(s) back in the queue" in result.output
+    assert "booked 1" in result.output
+    assert inbox_row(database, event["id"]).status == "booked"
+    assert row(database, c.id).status == "succeeded"
 
 
 def test_every_journal_entry_balances_per_currency(api, database, stripe_client):

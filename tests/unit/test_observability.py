@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import os
 
 import pytest
 
@@ -155,3 +156,23 @@ def test_events_counted_by_type():
     before = value("click"), value("view")
     o.events_counted(["click", "click", "view"])
     assert (value("click"), value("view")) == (before[0] + 2, before[1] + 1)
+
+
+def test_a_killed_workers_live_gauges_are_dropped_at_scrape_time(tmp_path):
+    """granian respawns a worker killed with SIGKILL; the dead one's livemin file would keep
+    reporting its last snapshot time for ever."""
+    import subprocess
+    import sys
+
+    from donations.observability import _forget_dead_workers
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"gauge_livemin_{gone.pid}.db"
+    alive = tmp_path / f"gauge_livemin_{os.getpid()}.db"
+    other = tmp_path / f"counter_{gone.pid}.db"  # counters stay: their totals still count
+    for path in (dead, alive, other):
+        path.write_bytes(b"")
+    _forget_dead_workers(str(tmp_path))
+    assert not dead.exists()
+    assert alive.exists() and other.exists()

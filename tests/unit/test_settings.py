@@ -1,5 +1,6 @@
 import pytest
 
+from donations.db import make_engine
 from donations.settings import ConfigurationError, Settings
 
 PRODUCTION = {
@@ -95,3 +96,10 @@ def test_mail_goes_to_a_local_outbox_folder_unless_smtp_is_configured(tmp_path):
     )
     assert receipts.receipt_tax_note == "No goods or services were provided."
     assert receipts.mail_reply_to == "a@b.org"
+
+
+def test_postgres_urls_in_herokus_spelling_are_read_as_postgresql():
+    settings = Settings.from_env({"DATABASE_URL": "postgres://u:p@db.example:5432/donations"})
+    assert settings.database_url == "postgresql://u:p@db.example:5432/donations"
+    assert make_engine(settings.database_url).dialect.name == "postgresql"
+    assert make_engine("postgres://u:p@db.example/d").dialect.driver == "psycopg"
