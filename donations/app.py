@@ -17,6 +17,7 @@ from donations import edge, errors, openapi_docs
 from donations.admin.formatting import money
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
+from donations.appeals.candidates import CandidateAnswers
 from donations.appeals.events import EventCounter
 from donations.appeals.fastpath import PATH as FAST_APPEAL_PATH
 from donations.appeals.fastpath import FastAppeal
@@ -94,6 +95,7 @@ def create_app(
         db=db,
         gateway=stripe_gateway,
         appeals=SnapshotStore(db),
+        candidates=CandidateAnswers(),
         events=EventCounter(db, settings.redis_url),
         login_limiter=LoginLimiter(settings.redis_url),
         sign_in_limiter=SignInLimiter(settings.redis_url),

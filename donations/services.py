@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from donations.admin.ratelimit import LoginLimiter
+from donations.appeals.candidates import CandidateAnswers
 from donations.appeals.events import EventCounter
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
@@ -23,6 +24,7 @@ class Services:
     db: Database
     gateway: StripeGateway
     appeals: SnapshotStore
+    candidates: CandidateAnswers  # this process's shared answers of GET /api/v1/appeals
     events: EventCounter
     login_limiter: LoginLimiter
     sign_in_limiter: SignInLimiter  # donors asking for sign-in links

@@ -5,15 +5,17 @@ The answer is a function of the request (its URL) and the snapshot, so a CDN may
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
+from donations.appeals.reader import Reader, bucket, decide
 from donations.supporters import Supporter
+
+__all__ = ["bucket"]
 
 EURO_AREA = [
     "AT",
@@ -48,12 +50,6 @@ EURO_AREA = [
 def default_country_currencies() -> dict[str, str]:
     """GB → gbp, the euro area → eur; everyone else gets the default (usd)."""
     return {"GB": "gbp", **{c: "eur" for c in EURO_AREA}}
-
-
-def bucket(*parts: str) -> float:
-    """A stable number in [0, 1) for a reader and a campaign: the same inputs, the same bucket."""
-    digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -184,8 +180,11 @@ class CompiledCampaign:
         """Highest priority first; ties: the earliest start."""
         return (-self.priority, self.starts_at or datetime.min, self.id)
 
-    def rejection(self, req: AppealRequest, now: datetime) -> str | None:
-        """Why this campaign may not be shown to this request, or None when it may."""
+    def page_rejection(self, req: AppealRequest, now: datetime) -> str | None:
+        """Why this campaign may not be shown on this page (to any of its readers), or None.
+
+        What depends on the reader (articles read, dismissals, the frequency cap, holdback)
+        is decided by `reader.decide`, in the browser or for `GET /api/v1/appeal`."""
         if self.status != "live":
             return f"status is {self.status}"
         if self.starts_at and now < self.starts_at:
@@ -214,32 +213,31 @@ class CompiledCampaign:
             and (req.lang.split("-")[0] not in self.languages)
         ):
             return "language not targeted"
-        if req.views < self.articles_min:
-            return f"fewer than {self.articles_min} articles read"
-        if self.articles_max is not None and req.views > self.articles_max:
-            return f"more than {self.articles_max} articles read"
-        if self.id in req.dismissed:
-            since = req.last_dismissed
-            if since is None or now - since < timedelta(days=self.after_dismiss_days):
-                return f"dismissed (hidden for {self.after_dismiss_days} days)"
-        if self.max_impressions is not None and req.seen.get(self.id, 0) >= self.max_impressions:
-            return f"seen {self.max_impressions} times in {self.per_days} days"
-        if self.total_weight <= 0:
-            return "no variant has weight"
         return None
 
-    def variant_for(self, reader: str) -> Variant:
-        """Weighted, stable assignment: the same reader always gets the same variant."""
-        point = bucket(self.id, "variant", reader) * self.total_weight
-        running = 0
-        for v in self.variants:
-            running += v.weight
-            if point < running:
-                return v
-        return self.variants[-1]
+    def decision_fields(self) -> dict[str, Any]:
+        """What a reader's decision needs of this candidate (docs/appeals-in-the-browser.md)."""
+        return {
+            "campaign": self.id,
+            "starts_at": _iso(self.starts_at),
+            "ends_at": _iso(self.ends_at),
+            "articles_read": {"min": self.articles_min, "max": self.articles_max},
+            "frequency": {
+                "max_impressions": self.max_impressions,
+                "per_days": self.per_days,
+                "after_dismiss_days": self.after_dismiss_days,
+            },
+            "holdback": self.holdback,
+            "dismissible": True,  # a soft gate: readers may always close it
+            "variants": [{"id": v.id, "weight": v.weight} for v in self.variants],
+        }
 
-    def holds_back(self, reader: str) -> bool:
-        return self.holdback > 0 and bucket(self.id, "holdback", reader) < self.holdback
+    def variant(self, variant_id: str) -> Variant:
+        return next(v for v in self.variants if v.id == variant_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
 @dataclass(frozen=True)
@@ -287,62 +285,82 @@ class Decision:
     explain: list[dict[str, Any]]
 
 
-def _suppressed_supporter(req: AppealRequest, rules: AppealRules, now: datetime) -> bool:
-    s = req.supporter
-    if s is None:
-        return False
-    if s.kind == "recurring":
-        return True
-    issued = datetime.fromtimestamp(s.issued_at, UTC).replace(tzinfo=None)
-    return now - issued < timedelta(days=rules.one_off_supporter_days)
+def page_candidates(
+    snapshot: Snapshot, req: AppealRequest, now: datetime
+) -> tuple[list[CompiledCampaign], list[dict[str, Any]]]:
+    """The campaigns that may be shown on this page, highest priority first, and a reason
+    for every campaign that may not (whatever the reader: what a cache can share)."""
+    rules = snapshot.rules
+
+    def everyone(reason: str) -> tuple[list[CompiledCampaign], list[dict[str, Any]]]:
+        return [], [{"campaign": "*", "shown": False, "reason": reason}]
+
+    if req.placement in rules.killed_placements:
+        return everyone(f"placement {req.placement} is switched off")
+    if req.section and req.section.lower() in rules.blackout_sections:
+        return everyone("section is in the editorial blackout")
+    if req.tags & rules.blackout_tags:
+        return everyone("a tag is in the editorial blackout")
+    candidates, reasons = [], []
+    for c in snapshot.campaigns:
+        reason = c.page_rejection(req, now)
+        if reason is None:
+            candidates.append(c)
+        else:
+            reasons.append({"campaign": c.id, "shown": False, "reason": reason})
+    return candidates, reasons
+
+
+def rules_fields(rules: AppealRules) -> dict[str, int]:
+    return {
+        "gate_after_articles": rules.gate_after_articles,
+        "one_off_supporter_days": rules.one_off_supporter_days,
+    }
+
+
+def reader_of(req: AppealRequest, now: datetime) -> Reader:
+    """The reader a `GET /api/v1/appeal` query describes (its state travels in the query)."""
+    supporter = req.supporter
+    # One time for every dismissal in the query; a dismissal without it counts as just now.
+    dismissed_at = req.last_dismissed or now
+    return Reader(
+        views=req.views,
+        rid=req.rid or f"article:{req.article}",
+        dismissed={c: dismissed_at for c in req.dismissed},
+        seen=req.seen,
+        supporter_kind=supporter.kind if supporter else None,
+        supporter_since=datetime.fromtimestamp(supporter.issued_at, UTC).replace(tzinfo=None)
+        if supporter
+        else None,
+    )
 
 
 def choose(
     snapshot: Snapshot, req: AppealRequest, now: datetime, *, explain: bool = True
 ) -> Decision:
-    """The campaign and variant to show, with the reason for every campaign considered.
-
-    Without `explain` it stops at the first campaign that may be shown (the same choice).
-    """
-    rules = snapshot.rules
-
-    def none(reason: str) -> Decision:
-        return Decision(None, None, [{"campaign": "*", "shown": False, "reason": reason}])
-
-    if req.placement in rules.killed_placements:
-        return none(f"placement {req.placement} is switched off")
-    if req.section and req.section.lower() in rules.blackout_sections:
-        return none("section is in the editorial blackout")
-    if req.tags & rules.blackout_tags:
-        return none("a tag is in the editorial blackout")
-    if _suppressed_supporter(req, rules, now):
-        return none("reader is a supporter")
-    if req.placement == "gate":
-        if req.supporter is not None:
-            return none("the gate is never shown to supporters")
-        if req.views < rules.gate_after_articles:
-            return none(f"gate needs {rules.gate_after_articles} articles read")
-
-    reasons: list[dict[str, Any]] = []
-    winner: CompiledCampaign | None = None
-    for c in snapshot.campaigns:
-        if winner is not None and not explain:
-            break
-        reason = c.rejection(req, now)
-        if reason is None and winner is not None:
-            reason = f"lower priority than {winner.id}"
-        if reason is None:
-            winner = c
-        reasons.append({"campaign": c.id, "shown": reason is None, "reason": reason or "shown"})
-    if winner is None:
+    """The campaign and variant to show, with the reason for every campaign considered:
+    the page's candidates, then the reader's decision among them (reader.decide, the very
+    rules the widget applies in the browser)."""
+    candidates, page_reasons = page_candidates(snapshot, req, now)
+    answer = {
+        "placement": req.placement,
+        "rules": rules_fields(snapshot.rules),
+        "candidates": [c.decision_fields() for c in candidates],
+    }
+    choice = decide(answer, reader_of(req, now), now, explain=explain)
+    if not candidates and page_reasons and page_reasons[0]["campaign"] == "*":
+        reasons = page_reasons
+    elif choice.explain and choice.explain[0]["campaign"] == "*":
+        reasons = choice.explain
+    else:
+        reasons = sorted(
+            [*page_reasons, *choice.explain],
+            key=lambda r: [c.id for c in snapshot.campaigns].index(r["campaign"]),
+        )
+    if choice.index is None or choice.variant is None:
         return Decision(None, None, reasons)
-    reader = req.rid or f"article:{req.article}"
-    if winner.holds_back(reader):
-        for item in reasons:
-            if item["campaign"] == winner.id:
-                item.update(shown=False, reason=f"reader is in the {winner.holdback:.0%} holdback")
-        return Decision(None, None, reasons)
-    return Decision(winner, winner.variant_for(reader), reasons)
+    winner = candidates[choice.index]
+    return Decision(winner, winner.variant(choice.variant), reasons)
 
 
 def presets_for(variant: Variant, currency: str) -> tuple[str, Mapping[str, list[int]]]:

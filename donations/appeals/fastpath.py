@@ -17,10 +17,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from donations.app_constants import REQUEST_ID
+from donations.appeals.candidates import (
+    CANDIDATES_CACHE_CONTROL,
+    VERSION_CACHE_CONTROL,
+    not_modified,
+    shared_headers,
+)
 from donations.appeals.service import InvalidInput, answer_appeal
 
 log = logging.getLogger(__name__)
 PATH = "/api/v1/appeal"
+CANDIDATES_PATH = "/api/v1/appeals"
+VERSION_PATH = "/api/v1/appeals/version"
 CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=60"
 
 StartResponse = Callable[..., Any]
@@ -38,7 +46,12 @@ class FastAppeal:
         self._vary = ", ".join(["Origin", *([header] if header else [])])
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET":
+        path = environ.get("PATH_INFO")
+        if environ.get("REQUEST_METHOD") != "GET":
+            return self._flask(environ, start_response)
+        if path in (CANDIDATES_PATH, VERSION_PATH):
+            return self._shared(path, environ, start_response)
+        if path != PATH:
             return self._flask(environ, start_response)
         args: dict[str, str] = {}
         for key, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
@@ -73,3 +86,40 @@ class FastAppeal:
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         start_response("200 OK", headers)
         return [data]
+
+    def _shared(
+        self, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The answers every reader of an article shares (appeals/candidates.py)."""
+        settings = self._s.settings
+        try:
+            if path == VERSION_PATH:
+                answer = self._s.candidates.version(self._s)
+                cache_control = VERSION_CACHE_CONTROL
+            else:
+                args: dict[str, str] = {}
+                query = environ.get("QUERY_STRING", "")
+                for key, value in parse_qsl(query, keep_blank_values=True):
+                    args.setdefault(key, value)
+                country = environ.get(self._country_key) if self._country_key else None
+                answer = self._s.candidates.get(self._s, args, country)
+                cache_control = CANDIDATES_CACHE_CONTROL
+        except InvalidInput:
+            return self._flask(environ, start_response)  # the 422 answer is Flask's
+        except Exception:
+            log.warning("appeals fast path failed; answering through Flask", exc_info=True)
+            return self._flask(environ, start_response)
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        headers = [
+            ("Cache-Control", cache_control),
+            ("ETag", answer.etag),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Request-ID", incoming if REQUEST_ID.match(incoming) else secrets.token_hex(16)),
+            *shared_headers(settings, environ.get("HTTP_ORIGIN")),
+        ]
+        if not_modified(environ.get("HTTP_IF_NONE_MATCH"), answer.etag):
+            start_response("304 NOT MODIFIED", headers)
+            return [b""]
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(answer.body)))]
+        start_response("200 OK", headers)
+        return [answer.body]

@@ -15,10 +15,14 @@ from typing import Any
 from donations import observability, supporters
 from donations.appeals.engine import (
     AppealRequest,
+    CompiledCampaign,
     Snapshot,
+    Variant,
     choose,
     cta_url,
+    page_candidates,
     presets_for,
+    rules_fields,
 )
 from donations.appeals.events import EVENT_TYPES, Event
 from donations.appeals.impressions import UNSIGNED, ImpressionTokens
@@ -174,6 +178,54 @@ def describe_appeal(
     campaign, variant = decision.campaign, decision.variant
     if campaign is None or variant is None:
         return None, decision.explain
+    body = {
+        **variant_body(
+            snapshot,
+            campaign,
+            variant,
+            req,
+            now=now,
+            public_base_url=public_base_url,
+            country_currencies=country_currencies,
+            minimums=minimums,
+            tokens=tokens,
+        ),
+        "campaign": campaign.id,
+        "variant": variant.id,
+        "placement": req.placement,
+        "ticker": ticker_of(snapshot, campaign),
+        "dismissible": True,  # a soft gate: readers may always close it
+        "articles_read": req.views,
+    }
+    return body, decision.explain
+
+
+def ticker_of(snapshot: Snapshot, campaign: CompiledCampaign) -> dict[str, Any] | None:
+    """The goal ticker: raised so far (from the ledger, recomputed every 60 s) of the goal."""
+    if not (campaign.goal_amount and campaign.goal_currency):
+        return None
+    return {
+        "goal": campaign.goal_amount,
+        "raised": snapshot.raised.get(campaign.id, 0),
+        "currency": campaign.goal_currency,
+        "ends_at": campaign.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ") if campaign.ends_at else None,
+    }
+
+
+def variant_body(
+    snapshot: Snapshot,
+    campaign: CompiledCampaign,
+    variant: Variant,
+    req: AppealRequest,
+    *,
+    now: datetime,
+    public_base_url: str,
+    country_currencies: Mapping[str, str],
+    minimums: Mapping[str, int],
+    tokens: ImpressionTokens | None,
+) -> dict[str, Any]:
+    """What a reader is shown of one variant on this page: its signed impression token, its
+    copy in the page's language, its call to action and amounts in the reader's currency."""
     wanted = country_currencies.get(req.country or "", "usd")
     currency, presets = presets_for(variant, wanted)
     heading, body_html, cta_label = variant.copy_for(req.lang)
@@ -188,25 +240,11 @@ def describe_appeal(
         if tokens is not None
         else UNSIGNED
     )
-    one_off = list(presets.get("one_off") or [])
     # Prefill only an amount meant for the default frequency; else the page suggests one.
     suggested = presets.get(variant.default_frequency)
     default_amount = suggested[0] if suggested else None
-    ticker = None
-    if campaign.goal_amount and campaign.goal_currency:
-        ticker = {
-            "goal": campaign.goal_amount,
-            "raised": snapshot.raised.get(campaign.id, 0),
-            "currency": campaign.goal_currency,
-            "ends_at": campaign.ends_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-            if campaign.ends_at
-            else None,
-        }
-    body = {
+    return {
         "impression": impression,
-        "campaign": campaign.id,
-        "variant": variant.id,
-        "placement": req.placement,
         "heading": heading,
         "body_html": body_html,
         "cta": {
@@ -231,17 +269,95 @@ def describe_appeal(
             "currency": currency,
             "minimum": minimums.get(currency, 100),
             "presets": {
-                "one_off": one_off,
+                "one_off": list(presets.get("one_off") or []),
                 "monthly": list(presets.get("monthly") or []),
                 "annual": list(presets.get("annual") or []),
             },
             "default_frequency": variant.default_frequency,
         },
-        "ticker": ticker,
-        "dismissible": True,  # a soft gate: readers may always close it
-        "articles_read": req.views,
     }
-    return body, decision.explain
+
+
+def describe_candidates(
+    snapshot: Snapshot,
+    req: AppealRequest,
+    *,
+    now: datetime,
+    public_base_url: str,
+    country_currencies: Mapping[str, str],
+    minimums: Mapping[str, int],
+    tokens: ImpressionTokens | None,
+) -> dict[str, Any]:
+    """The answer of `GET /api/v1/appeals`: everything this page's readers may be shown and
+    what their browsers need to decide (docs/appeals-in-the-browser.md). Names no reader."""
+    candidates, _ = page_candidates(snapshot, req, now)
+    described = []
+    for campaign in candidates:
+        fields = campaign.decision_fields()
+        weights = {v["id"]: v["weight"] for v in fields["variants"]}
+        fields["ticker"] = ticker_of(snapshot, campaign)
+        fields["variants"] = [
+            {
+                "id": variant.id,
+                "weight": weights[variant.id],
+                **variant_body(
+                    snapshot,
+                    campaign,
+                    variant,
+                    req,
+                    now=now,
+                    public_base_url=public_base_url,
+                    country_currencies=country_currencies,
+                    minimums=minimums,
+                    tokens=tokens,
+                ),
+            }
+            for variant in campaign.variants
+        ]
+        described.append(fields)
+    return {
+        "version": str(snapshot.version),
+        "article": req.article,
+        "placement": req.placement,
+        "lang": req.lang,
+        "country": req.country,
+        "rules": rules_fields(snapshot.rules),
+        "candidates": described,
+    }
+
+
+# The candidates request names the page only: anything about a reader is refused, so that one
+# cached answer serves every reader of the article.
+PAGE_PARAMETERS = frozenset({"article", "placement", "section", "tags", "lang", "country", "v"})
+
+
+def answer_candidates(
+    services: Any, args: Mapping[str, str], header_country: str | None
+) -> tuple[AppealRequest, dict[str, Any]]:
+    """Parse the page's query and describe its candidates; raises InvalidInput."""
+    extra = sorted(set(args) - PAGE_PARAMETERS)
+    if extra:
+        raise InvalidInput(
+            {
+                name: ["Not a page parameter: the reader's state stays in the browser."]
+                for name in extra
+            }
+        )
+    version = args.get("v")
+    if version is not None and (not version.isdigit() or len(version) > 20):
+        raise InvalidInput({"v": ["The campaigns' version, a whole number."]})
+    settings = services.settings
+    req, _ = parse_appeal_query(args, secret_key=settings.secret_key, country_header=header_country)
+    body = describe_candidates(
+        services.appeals.current(),
+        req,
+        now=utcnow(),
+        public_base_url=settings.public_base_url,
+        country_currencies=settings.country_currencies,
+        minimums=services.minimums,
+        tokens=impression_tokens(settings.secret_key),
+    )
+    return req, body
 
 
 def answer_appeal(

@@ -24,6 +24,12 @@ from donations.appeals.campaigns import (
     delete_campaign,
     update_campaign,
 )
+from donations.appeals.candidates import (
+    CANDIDATES_CACHE_CONTROL,
+    VERSION_CACHE_CONTROL,
+    not_modified,
+    shared_headers,
+)
 from donations.appeals.documents import CampaignDocument, CampaignPatch
 from donations.appeals.events import EVENT_TYPES
 from donations.appeals.fastpath import CACHE_CONTROL
@@ -165,6 +171,92 @@ def appeal() -> Response:
             payload["explain"] = explain
         response = jsonify(payload)
     return _cache_headers(response, private=debug)
+
+
+PAGE_QUERY = [
+    {"in": "query", "name": "article", "required": True, "schema": {"type": "string"}},
+    {
+        "in": "query",
+        "name": "placement",
+        "schema": {"type": "string", "enum": list(PLACEMENTS), "default": "epic"},
+    },
+    {"in": "query", "name": "section", "schema": {"type": "string"}},
+    {
+        "in": "query",
+        "name": "tags",
+        "schema": {"type": "string"},
+        "description": "Comma-separated",
+    },
+    {"in": "query", "name": "lang", "schema": {"type": "string", "default": "en"}},
+    {
+        "in": "query",
+        "name": "country",
+        "schema": {"type": "string"},
+        "description": "ISO 3166-1 alpha-2; else the configured CDN header",
+    },
+    {
+        "in": "query",
+        "name": "v",
+        "schema": {"type": "string"},
+        "description": "The campaigns' version (`GET /api/v1/appeals/version`): a new URL, so "
+        "caches are bypassed, as soon as an editor changes a campaign",
+    },
+]
+
+
+def _shared_answer(answer: Any, cache_control: str) -> Response:
+    s = services()
+    if not_modified(request.headers.get("If-None-Match"), answer.etag):
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(answer.body, mimetype="application/json")
+    response.headers["Cache-Control"] = cache_control
+    response.headers["ETag"] = answer.etag
+    for name, value in shared_headers(s.settings, request.headers.get("Origin")):
+        response.headers[name] = value
+    return response
+
+
+@reader.route("/api/v1/appeals", methods=["GET"])
+@reader.doc(
+    parameters=PAGE_QUERY,
+    responses={
+        "200": {
+            "description": "Everything this page's readers may be shown, highest priority "
+            "first, and what a browser needs to decide for its reader "
+            "(docs/appeals-in-the-browser.md). Names no reader: one answer, cached by a CDN "
+            "(`public, s-maxage=60, stale-while-revalidate=60`, an `ETag`), serves every "
+            "reader of the article."
+        },
+        "304": {"description": "Not modified (`If-None-Match` names the current ETag)"},
+        "422": {"description": "A query value is invalid, or names the reader"},
+    },
+)
+def appeals() -> Response:
+    """The candidate appeals of one page, for the browser to choose among (additive)."""
+    s = services()
+    header = s.settings.country_header
+    country = request.headers.get(header) if header else None
+    try:
+        answer = s.candidates.get(s, request.args, country)
+    except InvalidInput as exc:
+        return problem(422, "Invalid request", "Some query values are invalid.", errors=exc.errors)
+    return _shared_answer(answer, CANDIDATES_CACHE_CONTROL)
+
+
+@reader.route("/api/v1/appeals/version", methods=["GET"])
+@reader.doc(
+    responses={
+        "200": {
+            "description": '`{"version": N}`: the campaign set\'s version, which moves when '
+            "an editor changes a campaign or the appeal settings (cached 10 s)"
+        }
+    }
+)
+def appeals_version() -> Response:
+    """The campaigns' version, for the widget's `v` parameter."""
+    s = services()
+    return _shared_answer(s.candidates.version(s), VERSION_CACHE_CONTROL)
 
 
 @reader.route("/api/v1/events", methods=["POST"])

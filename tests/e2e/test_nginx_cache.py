@@ -315,3 +315,75 @@ def test_the_client_address_and_scheme_are_forwarded(stub) -> None:
     assert headers["X-Forwarded-Proto"] == "http"
     assert headers["X-Real-Ip"] == "127.0.0.1"
     assert "Authorization" not in headers
+
+
+# --- the answers every reader of an article shares (GET /api/v1/appeals) -----------------------
+def version_via(base: str) -> str:
+    r = requests.get(base + "/api/v1/appeals/version", timeout=30)
+    assert r.status_code == 200
+    return str(r.json()["version"])
+
+
+def candidates_via(base: str, article: str, v: str, **headers: str) -> requests.Response:
+    return requests.get(
+        base + "/api/v1/appeals",
+        params={"article": article, "placement": "epic", "section": "news", "v": v},
+        headers=headers,
+        timeout=30,
+    )
+
+
+def test_the_shared_answer_is_cached_once_for_every_reader_with_headers_a_cdn_can_trust(
+    nginx, server, campaign, article
+) -> None:
+    v = version_via(server.url)
+    first = candidates_via(nginx.url, article, v)
+    assert first.status_code == 200 and status(first) == "MISS"
+    cache_control = first.headers["Cache-Control"]
+    assert "public" in cache_control and "stale-while-revalidate=" in cache_control
+    s_maxage = int(re.search(r"s-maxage=(\d+)", cache_control).group(1))
+    assert s_maxage >= 60
+    assert "Set-Cookie" not in first.headers
+    # Vary: nothing from the app here (no country header, not several origins); nginx's gzip
+    # adds Accept-Encoding, as it must
+    assert candidates_via(server.url, article, v).headers.get("Vary") is None
+    assert first.headers.get("Vary") in (None, "Accept-Encoding")
+    etag = first.headers["ETag"]
+    assert [c["campaign"] for c in first.json()["candidates"]] == ["year-end-2020"]
+    # every later reader of the article is answered by nginx
+    for _ in range(3):
+        again = candidates_via(nginx.url, article, v)
+        assert status(again) == "HIT" and again.content == first.content
+    # a browser that has it already gets a 304, from nginx and from the app alike
+    assert candidates_via(nginx.url, article, v, **{"If-None-Match": etag}).status_code == 304
+    assert candidates_via(server.url, article, v, **{"If-None-Match": etag}).status_code == 304
+
+
+def test_an_editors_change_bypasses_the_cached_answers_at_once(
+    nginx, server, admin, campaign, article
+) -> None:
+    before = version_via(server.url)
+    old = candidates_via(nginx.url, article, before)
+    assert status(candidates_via(nginx.url, article, before)) == "HIT"
+    heading = old.json()["candidates"][0]["variants"][0]["heading"]
+
+    changed = {**CAMPAIGN["variants"][0], "heading": "A brand new heading"}
+    r = admin("PATCH", "/api/v1/admin/campaigns/year-end-2020", json={"variants": [changed]})
+    assert r.status_code == 200, r.text
+    after = wait_for_version(server.url, before)
+    fresh = candidates_via(nginx.url, article, after)  # the URL the widget now asks
+    assert status(fresh) == "MISS"
+    assert fresh.json()["candidates"][0]["variants"][0]["heading"] == "A brand new heading"
+    assert heading != "A brand new heading"
+
+
+def wait_for_version(base: str, old: str, timeout: float = 10.0) -> str:
+    """The app rebuilds its snapshot within seconds of a change (a version row, read at most
+    every 2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = version_via(base)
+        if now != old:
+            return now
+        time.sleep(0.2)
+    raise AssertionError("the campaigns' version did not move")
