@@ -9,6 +9,9 @@ its extensions, hooks, query parsing, the choice and the headers.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -59,3 +62,27 @@ app = Flask(__name__)
 @app.get("/bare")
 def bare() -> Response:
     return jsonify(APPEAL)
+
+
+# The floor for bench/nginx_cache.py: a raw WSGI callable (no framework) answering fixed bytes
+# the size of an article's candidates answer (GET /api/v1/appeals: a few variants; the bench
+# sets DONATIONS_RAW_BYTES to the size it measured), with the same kind of headers.
+RAW_BODY = json.dumps(
+    {"version": "1", "candidates": [APPEAL["appeal"]] * 3}, separators=(",", ":")
+).encode()
+_wanted = int(os.environ.get("DONATIONS_RAW_BYTES") or 0)
+if _wanted > len(RAW_BODY):
+    padding = "x" * (_wanted - len(RAW_BODY) - len(',"pad":""'))
+    RAW_BODY = RAW_BODY[:-1] + b',"pad":"' + padding.encode() + b'"}'
+
+RAW_HEADERS = [
+    ("Content-Type", "application/json"),
+    ("Content-Length", str(len(RAW_BODY))),
+    ("Cache-Control", "public, max-age=60, s-maxage=60, stale-while-revalidate=60"),
+    ("ETag", '"0123456789abcdef01234567"'),
+]
+
+
+def raw(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", RAW_HEADERS)
+    return [RAW_BODY]

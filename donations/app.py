@@ -13,19 +13,20 @@ from flask_smorest import Api
 from flask_swagger_ui import get_swaggerui_blueprint
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from donations import edge, errors, openapi_docs
-from donations.admin.formatting import money
+from donations import brand, edge, errors, i18n, openapi_docs
 from donations.admin.ratelimit import LoginLimiter
 from donations.app_constants import REQUEST_ID
 from donations.appeals.candidates import CandidateAnswers
 from donations.appeals.events import EventCounter
+from donations.appeals.fastpath import CANDIDATES_PATH as FAST_CANDIDATES_PATH
 from donations.appeals.fastpath import PATH as FAST_APPEAL_PATH
+from donations.appeals.fastpath import VERSION_PATH as FAST_VERSION_PATH
 from donations.appeals.fastpath import FastAppeal
 from donations.appeals.snapshot import SnapshotStore
 from donations.db import Database
 from donations.donors.ratelimit import SignInLimiter
 from donations.mail.sender import MailSender
-from donations.observability import Instrumented
+from donations.observability import FAST_PATH_ENDPOINT, Instrumented
 from donations.observability import install as install_observability
 from donations.paths import STATIC, TEMPLATES
 from donations.security import install_headers, install_rate_limits
@@ -103,12 +104,15 @@ def create_app(
         booker=WebhookBooker(db, stripe_gateway, mail=mail),
     )
 
-    # Money in every template (admin, account, pages): each currency as the reader's or the
-    # admin's locale writes it, never summed across currencies.
-    app.add_template_filter(money, "money")
+    # The reader's language (Flask-Babel, catalogs in donations/translations) and money in
+    # every template (`money`: each currency as the page's or the admin's locale writes it,
+    # never summed across currencies); the newsroom's brand in every template (`brand`).
+    i18n.install(app, settings)
+    brand.install(app, settings)
     api = Api(app)
     from donations.admin import dashboard  # noqa: F401  (adds its pages to admin.pages)
     from donations.admin.campaign_api import api as campaign_admin_api
+    from donations.admin.contributions import api as contributions_admin_api
     from donations.admin.donors import api as donors_admin_api
     from donations.admin.views import api as admin_api
     from donations.admin.views import pages as admin_pages
@@ -131,6 +135,7 @@ def create_app(
     api.register_blueprint(campaign_admin_api)
     api.register_blueprint(donors_admin_api)
     api.register_blueprint(webhooks_admin_api)
+    api.register_blueprint(contributions_admin_api)
     api.register_blueprint(operations_api)
     openapi_docs.complete_spec(api)
     CORS(
@@ -173,7 +178,12 @@ def create_app(
         wsgi = ProxyFix(wsgi, x_for=n, x_proto=n)  # type: ignore[assignment]
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     # Outermost: times every request, the appeal fast path included.
-    app.wsgi_app = Instrumented(app.wsgi_app, FAST_APPEAL_PATH)  # type: ignore[method-assign]
+    fast_paths = {
+        FAST_APPEAL_PATH: FAST_PATH_ENDPOINT,
+        FAST_CANDIDATES_PATH: "appeals_fastpath",
+        FAST_VERSION_PATH: "appeals_version_fastpath",
+    }
+    app.wsgi_app = Instrumented(app.wsgi_app, fast_paths)  # type: ignore[method-assign]
     return app
 
 

@@ -196,11 +196,16 @@ def campaigns() -> None:
 @campaigns.command("load")
 @click.argument("file", type=click.File("r"))
 def campaigns_load(file: Any) -> None:
-    """Create or replace the campaigns in FILE (one document or a list), all or none."""
+    """Create or replace the campaigns in FILE (one document or a list), all or none.
+
+    A file with mistakes loads nothing and names every mistake of every document in plain
+    words ("Variant 1, amounts in USD, one-off, amount 2: …"); docs/examples/campaign.json
+    is a complete example."""
     import json
 
     from marshmallow import ValidationError
 
+    from donations.admin.campaign_errors import plain_errors
     from donations.appeals.campaigns import save_campaign
     from donations.appeals.documents import CampaignDocument
     from donations.db import Database
@@ -210,13 +215,20 @@ def campaigns_load(file: Any) -> None:
     except ValueError as exc:
         raise click.ClickException(f"{file.name} is not JSON: {exc}") from exc
     documents = data if isinstance(data, list) else [data]
-    loaded = []
+    loaded: list[dict[str, Any]] = []
+    problems: list[str] = []
     for i, raw in enumerate(documents):
         try:
             loaded.append(CampaignDocument().load(raw))
         except ValidationError as exc:
-            name = raw.get("id", f"#{i}") if isinstance(raw, dict) else f"#{i}"
-            raise click.ClickException(f"campaign {name}: {json.dumps(exc.messages)}") from exc
+            name = raw.get("id") if isinstance(raw, dict) else None
+            which = f"campaign {i + 1}"
+            if isinstance(name, str) and name:
+                which = f"campaign “{name[:100]}”"
+            problems.append(f"{which} in {file.name} is not valid:")
+            problems += [f"  - {line}" for line in plain_errors(exc.messages)]
+    if problems:
+        raise click.ClickException("\n".join([*problems, "Nothing was loaded."]))
     database = Database(_settings().database_url)
     with database.transaction() as session:
         for doc in loaded:

@@ -8,12 +8,14 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, json, render_template, request
+from flask_babel import gettext
 from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from donations.checkout.service import CheckoutError
 from donations.edge import RefusedInput
+from donations.i18n import N_
 from donations.stripe import GatewayError
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,43 @@ def _wants_page() -> bool:
     return best == "text/html"
 
 
+# Error pages speak the reader's language: the titles Flask gives (kept as the English
+# wording), and for werkzeug's stock descriptions a plain sentence of ours.
+PAGE_TITLES = {
+    400: N_("Bad Request"),
+    401: N_("Unauthorized"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    410: N_("Gone"),
+    413: N_("Request Entity Too Large"),
+    422: N_("Invalid request"),
+    429: N_("Too Many Requests"),
+    500: N_("Internal Server Error"),
+    503: N_("Service Unavailable"),
+}
+PAGE_DETAILS = {
+    400: N_("Something in the address or the form was not right. Please go back and try again."),
+    401: N_("Please sign in to see this page."),
+    403: N_("You are not allowed to do this."),
+    404: N_("There is no page at this address. The link may be mistyped or out of date."),
+    405: N_("This page cannot be used this way."),
+    500: N_("Something went wrong on our side. Please try again in a moment."),
+    503: N_("This service is not available right now. Please try again in a moment."),
+}
+
+
 def _page(status: int, title: str, detail: str | None, headers: dict[str, str]) -> Response:
-    body = render_template("error.html", status=status, title=title, detail=detail)
+    stock = default_exceptions.get(status)
+    if detail is None or (stock is not None and detail == stock.description):
+        detail = PAGE_DETAILS.get(status)
+    body = render_template(
+        "error.html",
+        status=status,
+        title=gettext(PAGE_TITLES.get(status, title)) if title else title,
+        # A detail marked for translation where it is raised is translated; others stay.
+        detail=gettext(detail) if detail else None,
+    )
     response = Response(body, status=status, mimetype="text/html")
     for key, value in headers.items():
         response.headers[key] = value
@@ -162,4 +199,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:  # programming errors included: a 500
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_page():
+            try:
+                return _page(500, "Internal Server Error", None, {})
+            except Exception:  # the page itself failed: the plain answer below
+                log.exception("the error page failed to render")
         return problem(500, "Internal Server Error", "Something went wrong on our side.")

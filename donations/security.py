@@ -216,12 +216,14 @@ def content_security_policy(
     scripts = _sources("'self'", stripe_js, captcha_script)
     frames = _sources("'self'", *stripe_frames, *captcha_frames)
     connect = _sources("'self'", stripe_api, stripe_js, captcha_script)
+    # The newsroom's logo (NEWSROOM_LOGO_URL) may live on its own site.
+    images = _sources("'self'", "data:", _origin(settings.newsroom_logo_url))
     directives = [
         "default-src 'self'",
         f"script-src {scripts}",
         f"frame-src {frames}",
         f"connect-src {connect}",
-        "img-src 'self' data:",
+        f"img-src {images}",
         f"style-src 'self' 'nonce-{style_nonce}'" if style_nonce else "style-src 'self'",
         "font-src 'self'",
         "object-src 'none'",

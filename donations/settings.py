@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from donations.appeals.engine import default_country_currencies
 from donations.db import normalize_url
@@ -86,6 +88,15 @@ class Settings:
     # unset: receipts say they are not tax advice.
     receipt_tax_note: str | None = None
     mail_reply_to: str | None = None
+    # The newsroom's brand on every reader page, email, error page and the admin header
+    # (donations/brand.py). The logo: an absolute http(s) URL or a path on this service
+    # (unset: a neutral mark served here); the accent a CSS hex colour; the support address
+    # shown to donors (unset: MAIL_REPLY_TO, else MAIL_FROM's address); the newsroom's home
+    # page, where the thank-you page sends a reader who came from no known article.
+    newsroom_logo_url: str | None = None
+    newsroom_accent_color: str = "#0b4a8b"
+    newsroom_support_email: str | None = None
+    newsroom_url: str | None = None
     # Log lines: "json" or "text"; unset: json in production, text otherwise (docs/operations.md).
     log_format: str | None = None
     # Set: GET /metrics needs `Authorization: Bearer <token>`; unset: private networks only.
@@ -205,6 +216,10 @@ class Settings:
             newsroom_address=get("NEWSROOM_ADDRESS", None) or "",
             receipt_tax_note=get("RECEIPT_TAX_NOTE", None),
             mail_reply_to=get("MAIL_REPLY_TO", None),
+            newsroom_logo_url=get("NEWSROOM_LOGO_URL", None),
+            newsroom_accent_color=get("NEWSROOM_ACCENT_COLOR", None) or cls.newsroom_accent_color,
+            newsroom_support_email=get("NEWSROOM_SUPPORT_EMAIL", None),
+            newsroom_url=get("NEWSROOM_URL", None),
             log_format=_log_format(get("LOG_FORMAT", None)),
             metrics_token=get("METRICS_TOKEN", None),
             checkout_limit_per_ip=get("CHECKOUT_LIMIT_PER_IP", None) or cls.checkout_limit_per_ip,
@@ -244,6 +259,7 @@ class Settings:
         ):
             raise ConfigurationError("STRIPE_SECRET_KEY must be a test-mode key (sk_test_…)")
         self._validate_abuse_settings()
+        _check_brand(self)
         if self.env != "production":
             return
         problems = []
@@ -287,6 +303,42 @@ def _check_limits(self: Settings) -> None:
     if not (self.captcha_site_key and self.captcha_secret_key):
         raise ConfigurationError(
             "CAPTCHA_SITE_KEY and CAPTCHA_SECRET_KEY must be set when CAPTCHA_PROVIDER is"
+        )
+
+
+ACCENT_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+EMAIL_ADDRESS = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
+
+
+def _is_web_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _check_brand(self: Settings) -> None:
+    """The brand settings end up in pages, a stylesheet and emails: only well-formed values."""
+    if not ACCENT_COLOR.match(self.newsroom_accent_color):
+        raise ConfigurationError(
+            "NEWSROOM_ACCENT_COLOR must be a CSS hex colour like #0b4a8b "
+            f"(got {self.newsroom_accent_color!r})"
+        )
+    if self.newsroom_support_email is not None and not EMAIL_ADDRESS.match(
+        self.newsroom_support_email
+    ):
+        raise ConfigurationError(
+            "NEWSROOM_SUPPORT_EMAIL must be an email address like help@newsroom.example"
+        )
+    logo = self.newsroom_logo_url
+    if logo is not None and not (
+        _is_web_url(logo) or (logo.startswith("/") and not logo.startswith("//"))
+    ):
+        raise ConfigurationError(
+            "NEWSROOM_LOGO_URL must be an http(s) URL or a path on this service "
+            "like /static/logo.svg"
+        )
+    if self.newsroom_url is not None and not _is_web_url(self.newsroom_url):
+        raise ConfigurationError(
+            "NEWSROOM_URL must be an http(s) URL like https://newsroom.example/"
         )
 
 

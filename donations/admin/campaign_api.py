@@ -19,7 +19,7 @@ from donations.admin.auth import require_role
 from donations.admin.models import EDITOR
 from donations.appeals.documents import PLACEMENTS, CampaignDocument, to_json
 from donations.appeals.engine import AppealRequest, AppealRules, Snapshot
-from donations.appeals.service import describe_appeal
+from donations.appeals.service import describe_appeal, page_words
 from donations.db import utcnow
 from donations.services import services
 
@@ -139,6 +139,7 @@ class CampaignPreview(MethodView):
             public_base_url=s.settings.public_base_url,
             minimums=s.minimums,
         )
+        appeal.update(page_words(s.settings, body["lang"]))  # the widget's words and the brand
         response = jsonify({"appeal": appeal})
         response.headers["Cache-Control"] = "no-store"
         return response

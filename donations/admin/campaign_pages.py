@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from donations.admin.auth import current_principal, require_role
+from donations.admin.campaign_errors import EDITOR_WORDS, plain_errors
 from donations.admin.formatting import admin_locale, plain_major
 from donations.admin.models import EDITOR, VIEWER
 from donations.admin.views import NAV, pages
@@ -98,6 +99,8 @@ def _editor_config(doc: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         "exponents": {c: exponent(c) for c in sorted(currencies)},
         "locale": admin_locale().replace("_", "-"),
         "placements": list(PLACEMENTS),
+        # errors in plain words, as `donations campaigns load` prints them
+        "error_words": EDITOR_WORDS,
     }
 
 
@@ -163,7 +166,9 @@ def campaign_status(campaign_id: str) -> Response:
         abort(404)
     except ValidationError as exc:
         # A document stored before a schema change may no longer validate: say so.
-        flash(f"{campaign_id} could not be changed: {exc.messages}", "error")
+        flash(
+            f"{campaign_id} could not be changed: {' '.join(plain_errors(exc.messages))}", "error"
+        )
         return redirect(url_for("admin.campaigns"), code=303)
     s.appeals.invalidate()
     flash(f"{campaign_id} {DONE[status]}.", "ok")

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from donations.appeals.impressions import BUCKET_SECONDS
 from donations.appeals.service import answer_candidates
@@ -25,7 +26,10 @@ from donations.db import utcnow
 # s-maxage old, plus stale-while-revalidate while one request refreshes it.
 CANDIDATES_CACHE_CONTROL = "public, max-age=60, s-maxage=60, stale-while-revalidate=60"
 VERSION_CACHE_CONTROL = "public, max-age=10, s-maxage=10, stale-while-revalidate=10"
-MAX_ANSWERS = 20_000  # per process: ~2,000 articles × placements × countries seen this hour
+# Per process, the least recently asked first out: ~2,000 articles × placements (× countries,
+# with a country header) asked this hour, within 64 MB of answers.
+MAX_ANSWERS = 20_000
+MAX_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -53,32 +57,68 @@ class CandidateAnswers:
         self._lock = threading.Lock()
         self._epoch: tuple[Any, ...] = ()
         self._answers: OrderedDict[tuple[Any, ...], Answer] = OrderedDict()
+        self._bytes = 0  # the kept answers' bodies
 
     def get(self, services: Any, args: Mapping[str, str], header_country: str | None) -> Answer:
         """The answer for this query (raises service.InvalidInput for a bad one)."""
-        snapshot = services.appeals.current()
-        epoch = (
-            snapshot.version,
-            snapshot.built_at,
-            int(utcnow().timestamp() // BUCKET_SECONDS),
-        )
+        epoch = self._now(services)
         key = (tuple(sorted(args.items())), header_country)
+        return self._found(epoch, key) or self._make(services, epoch, key, args, header_country)
+
+    def for_query(self, services: Any, query: str, header_country: str | None) -> Answer:
+        """The answer for a raw query string, as the WSGI fast path has it: the widget asks
+        the same bytes for the same page, so a repeated request is found without parsing."""
+        epoch = self._now(services)
+        raw = ("raw", query, header_country)
+        found = self._found(epoch, raw)
+        if found is not None:
+            return found
+        args: dict[str, str] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            args.setdefault(name, value)  # the first value wins, as in Flask's request.args
+        return self._make(services, epoch, raw, args, header_country)
+
+    @staticmethod
+    def _now(services: Any) -> tuple[Any, ...]:
+        snapshot = services.appeals.current()
+        return (snapshot.version, snapshot.built_at, int(utcnow().timestamp() // BUCKET_SECONDS))
+
+    def _found(self, epoch: tuple[Any, ...], key: tuple[Any, ...]) -> Answer | None:
         with self._lock:
             if epoch != self._epoch:
-                self._epoch, self._answers = epoch, OrderedDict()
+                self._epoch, self._answers, self._bytes = epoch, OrderedDict(), 0
+                return None
             found = self._answers.get(key)
             if found is not None:
                 self._answers.move_to_end(key)
-                return found
+            return found
+
+    def _make(
+        self,
+        services: Any,
+        epoch: tuple[Any, ...],
+        key: tuple[Any, ...],
+        args: Mapping[str, str],
+        header_country: str | None,
+    ) -> Answer:
         _req, body = answer_candidates(services, args, header_country)
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         answer = Answer(data, etag_of(data))
-        with self._lock:
-            if epoch == self._epoch:
-                self._answers[key] = answer
-                while len(self._answers) > MAX_ANSWERS:
-                    self._answers.popitem(last=False)
+        self._keep(epoch, key, answer)
         return answer
+
+    def _keep(self, epoch: tuple[Any, ...], key: tuple[Any, ...], answer: Answer) -> None:
+        with self._lock:
+            if epoch != self._epoch:
+                return
+            old = self._answers.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body)
+            self._answers[key] = answer
+            self._bytes += len(answer.body)
+            while len(self._answers) > MAX_ANSWERS or self._bytes > MAX_BYTES:
+                _key, dropped = self._answers.popitem(last=False)
+                self._bytes -= len(dropped.body)
 
     def version(self, services: Any) -> Answer:
         # A string: the version is a 64-bit number, beyond what JavaScript's numbers hold.

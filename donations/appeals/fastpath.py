@@ -97,12 +97,9 @@ class FastAppeal:
                 answer = self._s.candidates.version(self._s)
                 cache_control = VERSION_CACHE_CONTROL
             else:
-                args: dict[str, str] = {}
-                query = environ.get("QUERY_STRING", "")
-                for key, value in parse_qsl(query, keep_blank_values=True):
-                    args.setdefault(key, value)
                 country = environ.get(self._country_key) if self._country_key else None
-                answer = self._s.candidates.get(self._s, args, country)
+                query = environ.get("QUERY_STRING", "")
+                answer = self._s.candidates.for_query(self._s, query, country)
                 cache_control = CANDIDATES_CACHE_CONTROL
         except InvalidInput:
             return self._flask(environ, start_response)  # the 422 answer is Flask's

@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from babel import Locale, UnknownLocaleError
+from babel.numbers import get_decimal_symbol
 from flask import Blueprint, Response, render_template, request, send_file
+from markupsafe import Markup, escape
 
 from donations.appeals.service import InvalidInput, answer_appeal
 from donations.errors import problem
 from donations.money import exponent
+from donations.money import format_money as money_for
 from donations.paths import PACKAGE, STATIC
 from donations.services import services
 
@@ -72,8 +76,11 @@ def embed_appeal() -> Response:
         "embed_appeal.html",
         appeal=appeal,
         article=req.article,
-        presets=_preset_links(appeal) if appeal else [],
-        ticker=_ticker_text(appeal.get("ticker")) if appeal else None,
+        presets=_preset_links(appeal, req.lang) if appeal else [],
+        ticker=_ticker_text(appeal.get("ticker"), appeal["ui"], req.lang) if appeal else None,
+        ui=appeal["ui"] if appeal else {},
+        words=words,
+        read_line=_read_line(appeal["ui"], req.lang, appeal["articles_read"]) if appeal else "",
         lang=req.lang,
         events_url="/api/v1/events",
     )
@@ -90,18 +97,23 @@ def embed_appeal() -> Response:
     return response
 
 
-SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-PER = {"one_off": "", "monthly": " a month", "annual": " a year"}
+def format_money(minor: int, currency: str, lang: str = "en") -> str:
+    """Minor units as the page's language writes them, without ".00" on whole amounts (as the
+    widget does): 1000 usd → "$10", 1050 eur → "€10.50", 1000 usd in ru → "10 $"."""
+    locale = babel_locale(lang)
+    text = money_for(minor, currency, str(locale))
+    if minor % 10 ** exponent(currency) == 0:
+        decimal = get_decimal_symbol(locale)
+        text = re.sub(re.escape(decimal) + r"0+(?!\d)", "", text, count=1)
+    return text
 
 
-def format_money(minor: int, currency: str) -> str:
-    """Minor units for people: 1000 usd → "$10", 1050 eur → "€10.50", 1500 jpy → "1,500 JPY"."""
-    exp = exponent(currency)
-    major, rest = divmod(abs(int(minor)), 10**exp) if exp else (abs(int(minor)), 0)
-    text = f"{major:,}" + (f".{rest:0{exp}d}" if rest else "")
-    sign = "-" if minor < 0 else ""
-    symbol = SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency.upper()}"
+def babel_locale(lang: str) -> Locale:
+    """The page's language as Babel knows it ("pt-br" → pt_BR), else English."""
+    try:
+        return Locale.parse(lang.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
 
 
 def _with_amount(url: str, amount: int) -> str:
@@ -110,31 +122,54 @@ def _with_amount(url: str, amount: int) -> str:
     return urlunsplit(parts._replace(query=urlencode([("amount", str(amount)), *query])))
 
 
-def _preset_links(appeal: dict[str, Any]) -> list[dict[str, str]]:
+def words(ui: dict[str, str], key: str, **values: str) -> str:
+    """One of the widget's words (appeals/ui.py) with its `{placeholders}` filled."""
+    text = ui.get(key, "")
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def _preset_links(appeal: dict[str, Any], lang: str) -> list[dict[str, str]]:
     """The default frequency's presets, each as a link to the contribute page with that amount."""
     amounts = appeal["amounts"]
     frequency = amounts["default_frequency"]
+    ui = appeal["ui"]
+
+    def label(v: int) -> str:
+        amount = format_money(v, amounts["currency"], lang)
+        return words(ui, f"per.{frequency}", amount=amount) if frequency != "one_off" else amount
+
     return [
-        {
-            "label": format_money(v, amounts["currency"]) + PER.get(frequency, ""),
-            "url": _with_amount(appeal["cta"]["url"], v),
-        }
+        {"label": label(v), "url": _with_amount(appeal["cta"]["url"], v)}
         for v in amounts["presets"].get(frequency) or []
     ]
 
 
-def _ticker_text(ticker: dict[str, Any] | None) -> dict[str, Any] | None:
+def _ticker_text(
+    ticker: dict[str, Any] | None, ui: dict[str, str], lang: str
+) -> dict[str, Any] | None:
     if not ticker or not ticker.get("goal"):
         return None
     raised = max(0, int(ticker["raised"] or 0))
     goal = int(ticker["goal"])
+    raised_text = format_money(raised, ticker["currency"], lang)
+    # "{raised} raised" with the amount in bold: the words escaped, the amount put in after.
+    before, _, after = ui.get("raised", "{raised}").partition("{raised}")
     return {
         **ticker,
         "now": min(raised, goal),
         "percent": min(100, round(raised * 100 / goal)),
-        "raised_text": format_money(raised, ticker["currency"]),
-        "goal_text": format_money(goal, ticker["currency"]),
+        "raised_text": raised_text,
+        "raised_html": escape(before) + Markup("<b>%s</b>") % raised_text + escape(after),
+        "goal_text": format_money(goal, ticker["currency"], lang),
     }
+
+
+def _read_line(ui: dict[str, str], lang: str, n: int) -> str:
+    """ "You've read N articles…" in the plural form the language uses for n."""
+    category = babel_locale(lang).plural_form(n)
+    return words(ui, f"read.{category}", n=str(n)) or words(ui, "read.other", n=str(n))
 
 
 # --- the demo article ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from donations.appeals.engine import (
 from donations.appeals.events import EVENT_TYPES, Event
 from donations.appeals.impressions import UNSIGNED, ImpressionTokens
 from donations.appeals.throttle import EventLimiter
+from donations.appeals.ui import widget_strings
+from donations.brand import widget_brand
 from donations.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -262,6 +264,9 @@ def variant_body(
                     "impression": impression,
                     # The checkout and its receipts speak the reader's language.
                     "lang": req.lang,
+                    # The thank-you page links back to the article (checked there). The widget
+                    # adds its page's address to the shared answers' links in the browser.
+                    "url": req.url,
                 },
             ),
         },
@@ -357,7 +362,14 @@ def answer_candidates(
         minimums=services.minimums,
         tokens=impression_tokens(settings.secret_key),
     )
+    body.update(page_words(settings, req.lang))
     return req, body
+
+
+def page_words(settings: Any, lang: str) -> dict[str, Any]:
+    """Additive to API.md: the widget's own words in the page's language (`ui`, from the
+    gettext catalogs, appeals/ui.py) and the newsroom's brand (`brand`: name and accent)."""
+    return {"ui": widget_strings(lang), "brand": widget_brand(settings)}
 
 
 def answer_appeal(
@@ -385,6 +397,8 @@ def answer_appeal(
         explain=explain or debug,
         tokens=impression_tokens(settings.secret_key),
     )
+    if body is not None:
+        body.update(page_words(settings, req.lang))
     return req, debug, body, reasons
 
 

@@ -9,15 +9,15 @@ from typing import Any
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, abort, after_this_request, render_template, request
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from donations import errors, security, supporters
+from donations import brand, errors, i18n, security, supporters
 from donations.admin.auth import cookies_secure
 from donations.checkout import service
 from donations.checkout.models import Contribution
 from donations.checkout.schemas import (
-    LANG,
     ConfirmResultSchema,
     ConfirmSchema,
     ContributionCreateSchema,
@@ -281,11 +281,6 @@ def contribute_page() -> str:
     currency = request.args.get("currency", "usd").lower()
     if currency not in rules:
         currency = "usd"
-    # The reader's language rides along from the appeal's link into the contribution (for
-    # receipts); a malformed value is dropped rather than refused.
-    lang = request.args.get("lang", "").lower()
-    if not (2 <= len(lang) <= 8 and re.match(LANG, lang)):
-        lang = ""
     return render_template(
         "contribute.html",
         currencies={
@@ -299,7 +294,12 @@ def contribute_page() -> str:
             for code, r in rules.items()
         },
         currency=currency,
-        lang=lang or None,
+        # The page's language (the appeal's `lang` first: donations.i18n) goes into the
+        # contribution, so its receipts speak it too.
+        lang=i18n.current_language(),
+        # The article the reader came from (the appeal's `url`), for the thank-you page.
+        return_url=brand.return_url(request.args.get("url"), s.settings),
+        strings=checkout_strings(),
         stripe_js_url=s.settings.stripe_js_url,
         emulator=s.settings.uses_stripe_emulator,
         publishable_key=s.gateway.publishable_key,
@@ -313,11 +313,134 @@ def contribute_page() -> str:
 def thank_you_page() -> str:
     from donations.money import exponent
 
+    s = services()
     contribution_id = request.args.get("contribution", "")
     if not re.match(ID_PATTERN, contribution_id):
         contribution_id = ""
+    back = brand.return_url(request.args.get("url"), s.settings)
     return render_template(
         "thank_you.html",
         contribution_id=contribution_id,
-        exponents={code: exponent(code) for code in services().settings.currencies},
+        exponents={code: exponent(code) for code in s.settings.currencies},
+        back_url=back or brand.current().home_url,
+        back_to_article=back is not None,
+        strings=thank_you_strings(),
     )
+
+
+# --- the pages' words for their scripts -------------------------------------------------------
+# Placeholders in {braces} are filled in by the browser (contribute.js, thank-you.js).
+def checkout_strings() -> dict[str, str]:
+    return {
+        "submit": _("Contribute"),
+        "submit_one_off": _("Contribute {amount}"),
+        "submit_monthly": _("Contribute {amount} a month"),
+        "submit_annual": _("Contribute {amount} a year"),
+        "preset_monthly": _("{amount} a month"),
+        "preset_annual": _("{amount} a year"),
+        "per_month_short": _("/month"),
+        "per_year_short": _("/year"),
+        "processing": _("Processing…"),
+        "limits": _("Minimum {minimum}, maximum {maximum}."),
+        "minimum": _("The minimum is {amount}."),
+        "maximum": _("The maximum is {amount}."),
+        "not_a_number": _("Please enter an amount as a number, like {example}."),
+        "no_decimals": _("{currency} amounts have no decimal places."),
+        "decimals": _("Please use at most {places} decimal places."),
+        "too_large": _("That amount is too large."),
+        "choose_to_continue": _("Choose or enter an amount to continue."),
+        "charged_once": _("You will be charged {total} once."),
+        "charged_monthly": _(
+            "You will be charged {total} today, then {total} every month until you cancel."
+        ),
+        "charged_annually": _(
+            "You will be charged {total} today, then {total} every year until you cancel."
+        ),
+        "includes_fee": _("That includes {fee} to cover processing fees."),
+        "check_following": _("Please check the following:"),
+        "choose_amount": _("Please choose or enter an amount."),
+        "email_missing": _("Please enter your email address."),
+        "email_invalid": _("Please enter a valid email address, like name@example.org."),
+        "name_invalid": _("Please shorten your name to 200 characters or fewer."),
+        "card_missing": _("Please enter your card details."),
+        "card_unusable": _("Your card could not be used. Please check the details and try again."),
+        "card_not_loaded": _(
+            "The card form could not be loaded. Please check your connection and reload the page."
+        ),
+        "not_authenticated": _(
+            "Your card could not be authenticated. Please try again or use another card."
+        ),
+        "declined": _("Your card was declined."),
+        "try_another_card": _("{message} Please try another card."),
+        "unreachable": _(
+            "We could not reach our server. Please check your connection and try again."
+        ),
+        "went_wrong": _("Something went wrong. Please try again."),
+        "field_amount": _("Amount"),
+        "field_currency": _("Currency"),
+        "field_frequency": _("Frequency"),
+        "field_email": _("Email"),
+        "field_name": _("Name"),
+        "field_cover_fees": _("Fee cover"),
+        "field_attribution": _("Link"),
+        "field_captcha_token": _("Human check"),
+    }
+
+
+def thank_you_strings() -> dict[str, str]:
+    newsroom = brand.current().name
+    return {
+        "title_suffix": newsroom,
+        "status_pending": _("processing"),
+        "status_succeeded": _("payment succeeded"),
+        "status_failed": _("payment failed"),
+        "status_canceled": _("canceled"),
+        "status_refunded": _("refunded"),
+        "status_partially_refunded": _("partially refunded"),
+        "status_disputed": _("disputed"),
+        "status_unknown": _("not found"),
+        "processing_title": _("Processing your payment…"),
+        "processing_text": _("This usually takes a few seconds. Please keep this page open."),
+        "slow_title": _("Still processing your payment…"),
+        "slow_text": _(
+            "This is taking longer than usual. You can safely close this page: you will "
+            "receive an email receipt as soon as your payment is confirmed."
+        ),
+        "thanks_title": _("Thank you for supporting %(newsroom)s", newsroom=newsroom),
+        "thanks_monthly": _(
+            "Your monthly contribution of {total} is set up, and the first payment has been "
+            "received."
+        ),
+        "thanks_annual": _(
+            "Your annual contribution of {total} is set up, and the first payment has been "
+            "received."
+        ),
+        "thanks_one_off": _("We have received your contribution of {total}."),
+        "thanks_fee": _("Thank you for also covering the {fee} processing fee."),
+        "receipt_coming": _("A receipt is on its way to your inbox."),
+        "failed_title": _("Your payment did not go through"),
+        "declined": _("Your card was declined."),
+        "failed_text": _(
+            "{reason} You have not been charged. Please try again, perhaps with another card."
+        ),
+        "try_again": _("Try again"),
+        "canceled_title": _("This contribution was canceled"),
+        "canceled_text": _("You have not been charged. You are welcome to start again."),
+        "start_again": _("Start again"),
+        "refunded_title": _("This contribution was refunded"),
+        "disputed_title": _("This contribution was disputed"),
+        "reversed_text": _("If you have questions about it, please reply to your receipt email."),
+        "not_found_title": _("We could not find this contribution"),
+        "not_found_text": _(
+            "The link may be incomplete. If you were charged, you will receive an email receipt."
+        ),
+        "waiting_title": _("We are still waiting for confirmation"),
+        "waiting_text": _(
+            "Your payment has not been confirmed yet. You will receive an email receipt once it "
+            "is; there is no need to pay again. You can reload this page later to check."
+        ),
+        "trouble_text": _(
+            "We are having trouble checking the status of your payment. You will receive an "
+            "email receipt as soon as it is confirmed."
+        ),
+    }

@@ -61,9 +61,16 @@ def read_token(secret_key: str, token: str) -> LinkToken | None:
 
 
 def request_link(
-    session: Session, email: str, *, secret_key: str, base_url: str, now: datetime
+    session: Session,
+    email: str,
+    *,
+    secret_key: str,
+    base_url: str,
+    now: datetime,
+    lang: str | None = None,
 ) -> bool:
-    """Queue a sign-in link to the donor with this email, if there is one who is not erased.
+    """Queue a sign-in link to the donor with this email, if there is one who is not erased,
+    in `lang` (the page they asked from), else in their last contribution's language.
 
     Takes longer for a donor we know (two inserts, the email after commit): the view runs it
     after answering (donors.after_answer), so the answer's timing tells nothing. Answers
@@ -85,7 +92,7 @@ def request_link(
     session.add(
         DonorLink(id=link_id, donor_id=donor.id, created_at=now, expires_at=now + LINK_LIFETIME)
     )
-    lang = session.scalar(
+    lang = lang or session.scalar(
         select(Contribution.lang)
         .where(Contribution.donor_id == donor.id, Contribution.lang.is_not(None))
         .order_by(Contribution.created_at.desc())

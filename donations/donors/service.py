@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from flask import has_request_context
+from flask_babel import format_date
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from donations.checkout.models import INTERVALS, Contribution, Donor, Subscription
 from donations.checkout.service import stripe_metadata
 from donations.db import utcnow
+from donations.i18n import N_, current_language
+from donations.i18n import money as _money
 from donations.ledger import accounts
 from donations.ledger.booking import apply_subscription_state
 from donations.ledger.models import JournalEntry, JournalLine
@@ -31,15 +36,15 @@ from donations.stripe.facts import Card
 PAID = ("succeeded", "partially_refunded", "refunded", "disputed")
 LIVE = ("active", "trialing", "past_due")
 # What a statement lists: money the donor gave (+) and got back (−), from the ledger.
+# Labels are marked for translation here and translated where shown (statement.html).
 STATEMENT_KINDS = {
-    accounts.PAYMENT_ONE_OFF: "Contribution",
-    accounts.PAYMENT_RECURRING: "Recurring contribution",
-    accounts.REFUND: "Refund",
-    accounts.REFUND_REVERSAL: "Refund reversed",
-    accounts.DISPUTE: "Disputed payment returned",
-    accounts.DISPUTE_REVERSAL: "Dispute reversed",
+    accounts.PAYMENT_ONE_OFF: N_("Contribution"),
+    accounts.PAYMENT_RECURRING: N_("Recurring contribution"),
+    accounts.REFUND: N_("Refund"),
+    accounts.REFUND_REVERSAL: N_("Refund reversed"),
+    accounts.DISPUTE: N_("Disputed payment returned"),
+    accounts.DISPUTE_REVERSAL: N_("Dispute reversed"),
 }
-INTERVAL_WORDS = {"month": "monthly", "year": "annual"}
 
 
 class AccountError(Exception):
@@ -225,7 +230,7 @@ def own_subscription(session: Session, donor_id: str, sub_id: str) -> Subscripti
 def live_subscription(session: Session, donor_id: str, sub_id: str) -> Subscription:
     sub = own_subscription(session, donor_id, sub_id)
     if sub.status not in LIVE:
-        raise AccountError("This recurring contribution has ended; there is nothing to change.")
+        raise AccountError(_("This recurring contribution has ended; there is nothing to change."))
     return sub
 
 
@@ -242,7 +247,8 @@ def _notify(session: Session, sub: Subscription, change: str, **payload: Any) ->
         dedupe_key=f"subscription_changed:{sub.id}:{change}:{secrets.token_hex(8)}",
         donor_id=sub.donor_id,
         contribution_id=sub.contribution_id,
-        lang=first.lang if first else None,
+        # The language the donor is using now (the page's); else the one they gave in.
+        lang=current_language() if has_request_context() else (first.lang if first else None),
         payload={"change": change, **{k: v for k, v in payload.items() if v is not None}},
     )
 
@@ -257,16 +263,20 @@ def cancel(
         apply_subscription_state(sub, stripe_sub, deleted=True)
         _notify(session, sub, "canceled", effective=_rfc3339(sub.canceled_at))
         session.flush()
-        return "Your recurring contribution is canceled. You will not be charged again."
+        return _("Your recurring contribution is canceled. You will not be charged again.")
     if sub.cancel_at_period_end:
-        return "Your recurring contribution already ends at the end of this period."
+        return _("Your recurring contribution already ends at the end of this period.")
     stripe_sub = gateway.set_cancel_at_period_end(sub.id, True)
     apply_subscription_state(sub, stripe_sub)
     _notify(session, sub, "cancel_at_period_end", effective=_rfc3339(sub.current_period_end))
     session.flush()
     end = sub.current_period_end
-    until = f" on {end:%B} {end.day}, {end.year}" if end else ""
-    return f"Your recurring contribution will end{until}. You will not be charged again."
+    if end is None:
+        return _("Your recurring contribution will end. You will not be charged again.")
+    return _(
+        "Your recurring contribution will end on %(date)s. You will not be charged again.",
+        date=format_date(end, "long"),
+    )
 
 
 def parse_amount(raw: str, currency: str) -> int:
@@ -279,22 +289,28 @@ def parse_amount(raw: str, currency: str) -> int:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise AccountError("Enter an amount, for example 10 or 7.50.") from None
+        raise AccountError(_("Enter an amount, for example 10 or 7.50.")) from None
     if not value.is_finite() or value <= 0:
-        raise AccountError("Enter an amount, for example 10 or 7.50.")
+        raise AccountError(_("Enter an amount, for example 10 or 7.50."))
     minor = value.scaleb(exponent(currency))
     if minor != minor.to_integral_value():
-        raise AccountError("That amount has too many decimal places.")
+        raise AccountError(_("That amount has too many decimal places."))
     return int(minor)
+
+
+def money(minor: int, currency: str) -> str:
+    """Money in a message to the donor, as the page's language writes it."""
+    return _money(minor, currency)
 
 
 def _check_amount(rule: CurrencyRule, amount: int) -> None:
     if not rule.minimum <= amount <= rule.maximum:
-        from donations.admin.formatting import money
-
         raise AccountError(
-            f"Choose an amount between {money(rule.minimum, rule.code)} and "
-            f"{money(rule.maximum, rule.code)}."
+            _(
+                "Choose an amount between %(minimum)s and %(maximum)s.",
+                minimum=money(rule.minimum, rule.code),
+                maximum=money(rule.maximum, rule.code),
+            )
         )
 
 
@@ -312,12 +328,12 @@ def change_plan(
     billed from today, with the unused part of the current one credited)."""
     sub = live_subscription(session, donor_id, sub_id)
     if interval not in INTERVALS.values():
-        raise AccountError("Choose monthly or annual.")
+        raise AccountError(_("Choose monthly or annual."))
     if sub.cancel_at_period_end:
-        raise AccountError("This recurring contribution is ending; start a new one instead.")
+        raise AccountError(_("This recurring contribution is ending; start a new one instead."))
     _check_amount(rule, amount)
     if amount == sub.amount and interval == sub.interval:
-        raise AccountError("That is what you give already.")
+        raise AccountError(_("That is what you give already."))
     first = session.get(Contribution, sub.contribution_id)
     plan_id = gateway.ensure_plan(amount, sub.currency, interval)
     metadata = stripe_metadata(first) if first else {}
@@ -327,9 +343,7 @@ def change_plan(
     else:
         stripe_sub = gateway.change_subscription_amount(sub.id, plan_id, metadata)
     apply_subscription_state(sub, stripe_sub)
-    from donations.admin.formatting import money
-
-    words = f"{money(amount, sub.currency)} {INTERVAL_WORDS[interval]}"
+    given = money(amount, sub.currency)
     if switched:
         _notify(
             session,
@@ -341,7 +355,9 @@ def change_plan(
             effective=_rfc3339(utcnow()),
         )
         session.flush()
-        return f"Your contribution is now {words}, starting today."
+        if interval == "month":
+            return _("Your contribution is now %(amount)s monthly, starting today.", amount=given)
+        return _("Your contribution is now %(amount)s annual, starting today.", amount=given)
     _notify(
         session,
         sub,
@@ -352,13 +368,17 @@ def change_plan(
         effective=_rfc3339(sub.current_period_end),
     )
     session.flush()
-    return f"Your contribution is now {words}, from your next payment."
+    if interval == "month":
+        return _(
+            "Your contribution is now %(amount)s monthly, from your next payment.", amount=given
+        )
+    return _("Your contribution is now %(amount)s annual, from your next payment.", amount=given)
 
 
 def _customer_of(gateway: StripeGateway, sub: Subscription) -> str:
     customer_id = gateway.retrieve_subscription(sub.id).customer_id
     if not customer_id:
-        raise AccountError("This recurring contribution has no card on file to replace.")
+        raise AccountError(_("This recurring contribution has no card on file to replace."))
     return customer_id
 
 
@@ -388,11 +408,11 @@ def update_card(
     if seti.metadata.get("donor_id") != donor_id or seti.metadata.get("subscription_id") != sub.id:
         raise NotYours("No such card setup.")
     if seti.status != "succeeded" or not seti.payment_method_id:
-        raise AccountError("The new card has not been confirmed yet. Please try again.")
+        raise AccountError(_("The new card has not been confirmed yet. Please try again."))
     gateway.set_default_payment_method(_customer_of(gateway, sub), seti.payment_method_id)
     _notify(session, sub, "card_updated", effective=_rfc3339(utcnow()))
     session.flush()
-    return "Your card is updated: your next payment will be charged to the new card."
+    return _("Your card is updated: your next payment will be charged to the new card.")
 
 
 def alternatives(sub: Subscription, rule: CurrencyRule) -> dict[str, int | None]:

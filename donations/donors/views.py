@@ -23,14 +23,16 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from donations import supporters
+from donations import i18n, supporters
 from donations.admin.auth import secure_cookies
 from donations.db import utcnow
 from donations.donors import links, service
 from donations.donors import sessions as donor_sessions
 from donations.donors.after_answer import AfterAnswer
+from donations.i18n import N_
 from donations.mail.outbox import SENDER
 from donations.money import exponent
 from donations.services import services
@@ -84,9 +86,9 @@ def signed_in(view: F) -> F:
         if donor is None:
             if request.method == "GET":
                 return redirect(url_for("account.home"), code=303)
-            abort(401, "Your session has ended. Ask for a new sign-in link.")
+            abort(401, _("Your session has ended. Ask for a new sign-in link."))
         if request.method != "GET" and not donor_sessions.session_csrf_ok(donor[1]):
-            abort(403, "The form expired. Reload the page and try again.")
+            abort(403, _("The form expired. Reload the page and try again."))
         g.donor_id, g.csrf_token = donor
         return view(*args, **kwargs)
 
@@ -115,12 +117,12 @@ def request_link() -> Response:
     """Always the same answer, whether or not the email is a donor's."""
     if not donor_sessions.SIGNED_OUT_FORM.ok():
         return _with_form_csrf(
-            "account/sign_in.html", 403, error="The form expired. Please try again."
+            "account/sign_in.html", 403, error=_("The form expired. Please try again.")
         )
     email = links.normalize_email(request.form.get("email") or "")[:320]
     if not EMAIL.match(email):
         return _with_form_csrf(
-            "account/sign_in.html", 422, error="Enter the email address you gave with."
+            "account/sign_in.html", 422, error=_("Enter the email address you gave with.")
         )
     verdict = services().sign_in_limiter.attempt(email, request.remote_addr or "unknown")
     if not verdict.allowed:
@@ -129,6 +131,8 @@ def request_link() -> Response:
         response.headers["Retry-After"] = str(verdict.retry_after)
         return response
     s = services()
+    # The email speaks the page's language (read while answering), else the donor's last one.
+    lang = i18n.chosen_language()
 
     def send_link() -> None:
         with s.db.transaction() as session:
@@ -140,6 +144,7 @@ def request_link() -> Response:
                 secret_key=s.settings.secret_key,
                 base_url=s.settings.public_base_url,
                 now=utcnow(),
+                lang=lang,
             )
 
     # After the answer: looking the email up, the link's row and its email take time only
@@ -202,7 +207,7 @@ def sign_out() -> Response:
         donor_sessions.end(session, request.cookies.get(donor_sessions.SESSION_COOKIE, ""))
     response = redirect(url_for("account.home"), code=303)
     donor_sessions.clear_cookie(response)
-    flash("You are signed out.", "ok")
+    flash(_("You are signed out."), "ok")
     return response
 
 
@@ -263,7 +268,7 @@ def _day(raw: str | None) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        abort(422, "Dates are written YYYY-MM-DD.")
+        abort(422, _("Dates are written YYYY-MM-DD."))
 
 
 @bp.get("/statement", endpoint="statement")
@@ -276,7 +281,7 @@ def statement() -> Response:
             default = service.default_statement_range(session, g.donor_id, utcnow().date())
             start, end = start or default[0], end or default[1]
         if end < start or (end - start).days > 3660:
-            abort(422, "Choose a range that ends after it starts, of at most ten years.")
+            abort(422, _("Choose a range that ends after it starts, of at most ten years."))
         result = service.statement(session, g.donor_id, start, end)
         donor = session.get(service.Donor, g.donor_id)
     return _page("account/statement.html", st=result, donor=donor, settings=s.settings)
@@ -305,10 +310,10 @@ def _change(fn: Callable[[Any], str]) -> Response:
     except service.AccountError as exc:
         return _done(str(exc), "error")
     except PaymentDeclined as exc:
-        return _done(f"Your card was declined: {exc}", "error")
+        return _done(_("Your card was declined: %(reason)s", reason=str(exc)), "error")
     except GatewayError:
         return _done(
-            "We could not reach our payment provider. Nothing was changed; please try again.",
+            _("We could not reach our payment provider. Nothing was changed; please try again."),
             "error",
         )
     return _done(message)
@@ -334,7 +339,7 @@ def cancel_page(sub_id: str) -> Response:
 def cancel(sub_id: str) -> Response:
     when = request.form.get("when", "")
     if when not in ("period_end", "now"):
-        abort(422, "Choose when the contribution should end.")
+        abort(422, _("Choose when the contribution should end."))
     return _change(
         lambda session: service.cancel(
             session, services().gateway, g.donor_id, _sub_id(sub_id), now=when == "now"
@@ -349,7 +354,7 @@ def _plan_change(sub_id: str, interval: str | None) -> Response:
         sub = service.own_subscription(session, g.donor_id, _sub_id(sub_id))
         rule = s.settings.currencies.get(sub.currency)
         if rule is None:
-            raise service.AccountError("This currency can no longer be changed here.")
+            raise service.AccountError(_("This currency can no longer be changed here."))
         amount = service.parse_amount(request.form.get("amount", ""), sub.currency)
         return service.change_plan(
             session,
@@ -375,7 +380,7 @@ def change_amount(sub_id: str) -> Response:
 def change_interval(sub_id: str) -> Response:
     interval = request.form.get("interval", "")
     if interval not in ("month", "year"):
-        abort(422, "Choose monthly or annual.")
+        abort(422, _("Choose monthly or annual."))
     return _plan_change(sub_id, interval)
 
 
@@ -416,7 +421,9 @@ def card_setup_intent(sub_id: str) -> ResponseReturnValue:
     except service.AccountError as exc:
         return jsonify({"error": str(exc)}), 409
     except GatewayError:
-        return jsonify({"error": "We could not reach our payment provider. Please try again."}), 502
+        return jsonify(
+            {"error": _("We could not reach our payment provider. Please try again.")}
+        ), 502
     return jsonify({"client_secret": secret})
 
 
@@ -425,7 +432,7 @@ def card_setup_intent(sub_id: str) -> ResponseReturnValue:
 def update_card(sub_id: str) -> Response:
     setup_intent = request.form.get("setup_intent", "")
     if not re.match(r"^seti_[A-Za-z0-9]{1,60}$", setup_intent):
-        abort(422, "The new card was not set up.")
+        abort(422, _("The new card was not set up."))
     return _change(
         lambda session: service.update_card(
             session, services().gateway, g.donor_id, _sub_id(sub_id), setup_intent
@@ -433,6 +440,39 @@ def update_card(sub_id: str) -> Response:
     )
 
 
+# What the account pages call things (translated where shown).
+FREQUENCY_WORDS = {"one_off": N_("one-off"), "monthly": N_("monthly"), "annual": N_("annual")}
+KIND_WORDS = {
+    "one_off": N_("One-off contribution"),
+    "monthly": N_("Monthly contribution"),
+    "annual": N_("Annual contribution"),
+}
+STATUS_WORDS = {
+    "pending": N_("pending"),
+    "succeeded": N_("succeeded"),
+    "failed": N_("failed"),
+    "canceled": N_("canceled"),
+    "refunded": N_("refunded"),
+    "partially_refunded": N_("partially refunded"),
+    "disputed": N_("disputed"),
+}
+
+
+def typed_amount(minor: int | None, currency: str) -> str:
+    """An amount as a donor would type it back in a form: "120", "7.50" ("7,50" in Russian)."""
+    from babel.numbers import get_decimal_symbol
+
+    from donations.admin.formatting import plain_major
+
+    return plain_major(minor, currency).replace(".", get_decimal_symbol(i18n.current_language()))
+
+
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"exponent_of": exponent}
+    return {
+        "exponent_of": exponent,
+        "typed_amount": typed_amount,
+        "frequency_words": FREQUENCY_WORDS,
+        "kind_words": KIND_WORDS,
+        "status_words": STATUS_WORDS,
+    }

@@ -35,6 +35,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from donations.background import BackgroundLoop
+from donations.brand import from_settings
 from donations.checkout.models import Contribution, Donor, Subscription
 from donations.db import Database, utcnow
 from donations.mail.models import OutboxEmail
@@ -108,12 +109,17 @@ def waiting(session: Session) -> tuple[int, int]:
 
 
 def newsroom_for(settings: Settings) -> Newsroom:
+    """Who the mail is from: the newsroom's brand, as every page shows it."""
+    brand = from_settings(settings)
     return Newsroom(
-        name=settings.newsroom_name,
+        name=brand.name,
         address=settings.newsroom_address,
         account_url=f"{settings.public_base_url.rstrip('/')}/account",
         # Optional setting: a newsroom that issues tax receipts words its own line.
         tax_note=settings.receipt_tax_note or None,
+        logo_url=brand.logo_url,
+        accent=brand.accent,
+        support_email=brand.support_email,
     )
 
 

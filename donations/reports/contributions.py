@@ -1,4 +1,5 @@
-"""The contributions list for admins: keyset pages, and a CSV export streamed in batches."""
+"""The contributions list for admins: keyset pages, and a CSV export streamed in batches; and
+everything about one contribution for its admin page (`detail`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from donations.checkout.models import Contribution, Donor
+from donations.checkout.models import Contribution, Donor, Subscription
+from donations.ledger.models import JournalEntry
+from donations.mail.models import OutboxEmail
 from donations.reports.summary import day_bounds
 
 FIELDS = (
@@ -76,6 +79,10 @@ class Filters:
     status: str | None = None
     campaign: str | None = None
     currency: str | None = None
+    frequency: str | None = None
+    article: str | None = None
+    # The donor's email, or its beginning, in any case (erased donors have none to match).
+    email: str | None = None
 
 
 def _query(filters: Filters, after: Cursor | None, limit: int) -> Select:
@@ -94,6 +101,17 @@ def _query(filters: Filters, after: Cursor | None, limit: int) -> Select:
         query = query.where(Contribution.campaign == filters.campaign)
     if filters.currency is not None:
         query = query.where(Contribution.currency == filters.currency)
+    if filters.frequency is not None:
+        query = query.where(Contribution.frequency == filters.frequency)
+    if filters.article is not None:
+        query = query.where(Contribution.article == filters.article)
+    if filters.email:
+        # Exact or prefix: "ann@example.org" and "ann@" both find Ann. Emails are stored in
+        # lower case; lower() keeps older rows findable. `%` and `_` are matched literally.
+        query = query.where(
+            func.lower(Donor.email).startswith(filters.email.strip().lower(), autoescape=True),
+            Donor.erased_at.is_(None),
+        )
     if after is not None:
         query = query.where(
             or_(
@@ -160,3 +178,84 @@ def csv_chunks(
         yield buffer.getvalue()
         if after is None:
             return
+
+
+# --- one contribution ---------------------------------------------------------------------------
+RENEWALS_SHOWN = 120  # ten years of a monthly gift
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """An email sent (or due) about a contribution: what kind, when, how many tries; never
+    its address or body."""
+
+    kind: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Detail:
+    """Everything the admin shows about one contribution (rows read in one short session)."""
+
+    contribution: Contribution
+    donor: Donor | None
+    entries: list[JournalEntry]  # with their lines, oldest first
+    receipts: list[Receipt]
+    subscription: Subscription | None
+    parent: Contribution | None  # a renewal's first contribution
+    renewals: list[Contribution]  # newest first, at most RENEWALS_SHOWN
+    renewal_count: int
+
+
+def detail(session: Session, contribution_id: str) -> Detail | None:
+    """The contribution with this id and what hangs off it, or None."""
+    if not contribution_id or len(contribution_id) > 40:
+        return None
+    c = session.get(Contribution, contribution_id)
+    if c is None:
+        return None
+    donor = session.get(Donor, c.donor_id) if c.donor_id else None
+    entries = list(
+        session.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.contribution_id == c.id)
+            .order_by(JournalEntry.occurred_at, JournalEntry.id)
+        )
+    )
+    receipts = [
+        Receipt(kind, created_at, sent_at, attempts)
+        for kind, created_at, sent_at, attempts in session.execute(
+            select(
+                OutboxEmail.kind, OutboxEmail.created_at, OutboxEmail.sent_at, OutboxEmail.attempts
+            )
+            .where(OutboxEmail.contribution_id == c.id)
+            .order_by(OutboxEmail.created_at, OutboxEmail.id)
+        )
+    ]
+    parent = session.get(Contribution, c.parent_id) if c.parent_id else None
+    first_id = parent.id if parent is not None else c.id
+    subscription = session.scalar(
+        select(Subscription).where(Subscription.contribution_id == first_id)
+    )
+    if subscription is None and c.stripe_subscription_id:
+        subscription = session.get(Subscription, c.stripe_subscription_id)
+    renewals: list[Contribution] = []
+    renewal_count = 0
+    if c.parent_id is None and c.is_recurring:
+        renewals = list(
+            session.scalars(
+                select(Contribution)
+                .where(Contribution.parent_id == c.id)
+                .order_by(Contribution.created_at.desc(), Contribution.id.desc())
+                .limit(RENEWALS_SHOWN)
+            )
+        )
+        renewal_count = (
+            session.scalar(
+                select(func.count()).select_from(Contribution).where(Contribution.parent_id == c.id)
+            )
+            or 0
+        )
+    return Detail(c, donor, entries, receipts, subscription, parent, renewals, renewal_count)

@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from donations.admin.auth import require_role
 from donations.admin.models import VIEWER
-from donations.checkout.models import STATUS_RANK
+from donations.checkout.models import FREQUENCIES, STATUS_RANK
 from donations.ledger import journal
 from donations.reports import articles as articles_report
 from donations.reports import contributions as contributions_list
@@ -218,6 +218,24 @@ class ContributionsQuery(RangeQuery):
     status = fields.String(load_default=None, validate=validate.OneOf(sorted(STATUS_RANK)))
     campaign = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
     currency = CurrencyField(load_default=None)
+    frequency = fields.String(
+        load_default=None,
+        validate=validate.OneOf(FREQUENCIES),
+        metadata={"description": "one_off, monthly or annual (added to API.md)"},
+    )
+    article = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "The article slug, exactly (added to API.md)"},
+    )
+    email = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=320),
+        metadata={
+            "description": "The donor's email or its beginning, in any case: `ann@example.org` "
+            "or `ann@` (added to API.md); erased donors match nothing"
+        },
+    )
     cursor = CursorField(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     format = fields.String(load_default=None, validate=validate.OneOf(["json", "csv"]))
@@ -421,11 +439,13 @@ class Contributions(MethodView):
         """Contributions, newest first, renewals included.
 
         `from`/`to` filter the UTC day of `created_at` (both inclusive; without them, all
-        time); `status`, `campaign` and `currency` filter exactly. Pages of `limit` (1–500,
-        default 50); pass `next_cursor` back as `cursor` for the next page (null on the
-        last). With `format=csv` or `Accept: text/csv`, every matching row as a streamed CSV
-        download (`cursor` and `limit` ignored); cells that a spreadsheet would read as a
-        formula get a leading `'`. An erased donor's email is empty.
+        time); `status`, `campaign`, `currency`, `frequency` and `article` filter exactly;
+        `email` finds the donor's address or its beginning, in any case (`frequency`,
+        `article` and `email` are additions to API.md). Pages of `limit` (1–500, default 50);
+        pass `next_cursor` back as `cursor` for the next page (null on the last). With
+        `format=csv` or `Accept: text/csv`, every matching row as a streamed CSV download
+        (`cursor` and `limit` ignored); cells that a spreadsheet would read as a formula get
+        a leading `'`. An erased donor's email is empty.
         """
         filters = contributions_list.Filters(
             start=args["from_"],
@@ -433,6 +453,9 @@ class Contributions(MethodView):
             status=args["status"],
             campaign=args["campaign"],
             currency=args["currency"],
+            frequency=args["frequency"],
+            article=args["article"],
+            email=args["email"],
         )
         db = services().db
         if wants_csv(args):

@@ -6,6 +6,7 @@
 (function () {
   'use strict';
   var config = JSON.parse(document.getElementById('card-config').textContent);
+  var words = config.strings || {};  // the page's words, in its language
   var form = document.getElementById('card-form');
   var errorBox = document.getElementById('card-error');
   var button = document.getElementById('save-card');
@@ -18,11 +19,11 @@
   }
 
   try {
-    stripe = window.Stripe(config.publishable_key);
+    stripe = window.Stripe(config.publishable_key, config.lang ? { locale: config.lang } : undefined);
     card = stripe.elements().create('card', { hidePostalCode: false });
     card.mount('#card-element');
   } catch (e) {
-    fail('The card form could not be loaded. Please reload the page.');
+    fail(words.not_loaded);
     button.disabled = true;
     return;
   }
@@ -43,13 +44,13 @@
       if (!response.ok || !data.client_secret) throw new Error(data.error || data.detail || 'error');
       secret = data.client_secret;
     } catch (e) {
-      fail((e && e.message && e.message !== 'error') ? e.message : 'We could not start the card update. Please try again.');
+      fail((e && e.message && e.message !== 'error') ? e.message : words.not_started);
       return;
     }
     var result = await stripe.confirmCardSetup(secret, { payment_method: { card: card } });
     if (!result || result.error || !result.setupIntent) {
       var message = result && result.error && result.error.message;
-      fail(message && message !== 'Bad request' ? message : 'Your card could not be set up. Please check it or try another.');
+      fail(message && message !== 'Bad request' ? message : words.not_set_up);
       return;
     }
     document.getElementById('setup-intent').value = result.setupIntent.id;

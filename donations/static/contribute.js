@@ -14,10 +14,22 @@
   'use strict';
 
   var config = JSON.parse(document.getElementById('checkout-config').textContent);
+  // The page's words in its language (the server's catalogs); {name} placeholders are ours.
+  var STRINGS = JSON.parse(document.getElementById('checkout-strings').textContent);
   var currencies = config.currencies;
   var FREQUENCIES = ['one_off', 'monthly', 'annual'];
   var ATTRIBUTION = ['article', 'campaign', 'variant', 'placement', 'impression'];
-  var FREQUENCY_WORDS = { one_off: '', monthly: ' a month', annual: ' a year' };
+  // Stripe's own messages (declines, card errors from the API) are English: other languages
+  // get our translated sentence instead.
+  var PROVIDER_WORDS = !config.lang || config.lang === 'en';
+
+  /** A translated string with its {placeholders} filled in. */
+  function t(key, values) {
+    var text = STRINGS[key] !== undefined ? STRINGS[key] : key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && values[name] !== undefined ? String(values[name]) : whole;
+    });
+  }
 
   // Suggested amounts in minor units; other currencies scale the two-decimal set.
   var PRESETS = {
@@ -45,6 +57,7 @@
     cover: $('cover-fees'),
     feeExtra: $('fee-extra'),
     feeGift: $('fee-gift'),
+    card: $('card-element'),
     cardError: $('card-error'),
     summary: $('summary'),
     submit: $('submit'),
@@ -108,22 +121,22 @@
       intPart = grouped[1].split(grouped[2]).join('');
       fracPart = grouped[4] || '';
     } else {
-      return { error: 'Please enter an amount as a number, like ' + example(exp) + '.' };
+      return { error: t('not_a_number', { example: example(exp) }) };
     }
     if (fracPart.length > exp) {
       return { error: exp === 0
-        ? state.currency.toUpperCase() + ' amounts have no decimal places.'
-        : 'Please use at most ' + exp + ' decimal places.' };
+        ? t('no_decimals', { currency: state.currency.toUpperCase() })
+        : t('decimals', { places: exp }) };
     }
     intPart = intPart.replace(/^0+(?=\d)/, '');
-    if (intPart.length > 12) return { error: 'That amount is too large.' };
+    if (intPart.length > 12) return { error: t('too_large') };
     var minor = BigInt(intPart) * 10n ** BigInt(exp) + BigInt((fracPart + '000').slice(0, exp) || '0');
     return { minor: Number(minor) };
   }
 
   function example(exp) { return exp === 0 ? '1500' : exp === 3 ? '25.000' : '25.00'; }
 
-  function locale() { return document.documentElement.lang || undefined; }
+  function locale() { return config.lang || document.documentElement.lang || undefined; }
 
   /** Exact decimal string of minor units, e.g. 2603 → "26.03" (exp 2), 1500 → "1500" (exp 0). */
   function majorString(minor, exp) {
@@ -148,6 +161,18 @@
       return majorString(minor, exp) + ' ' + code.toUpperCase();
     }
   }
+
+  /** The decimal sign of the page's language ("." in English, "," in Russian). */
+  function decimalSign() {
+    try {
+      var parts = new Intl.NumberFormat(locale()).formatToParts(1.5);
+      for (var i = 0; i < parts.length; i++) if (parts[i].type === 'decimal') return parts[i].value;
+    } catch (e) { /* fall through */ }
+    return '.';
+  }
+
+  /** Minor units as the reader would type them: "12.34" in English, "12,34" in Russian. */
+  function typedAmount(minor, exp) { return majorString(minor, exp).replace('.', decimalSign()); }
 
   function currencySymbol(code) {
     try {
@@ -191,10 +216,10 @@
     if (parsed.minor === undefined) return parsed;
     var r = rule();
     if (parsed.minor < r.minimum) {
-      return { minor: parsed.minor, error: 'The minimum is ' + formatMoney(r.minimum, state.currency) + '.' };
+      return { minor: parsed.minor, error: t('minimum', { amount: formatMoney(r.minimum, state.currency) }) };
     }
     if (parsed.minor > r.maximum) {
-      return { minor: parsed.minor, error: 'The maximum is ' + formatMoney(r.maximum, state.currency) + '.' };
+      return { minor: parsed.minor, error: t('maximum', { amount: formatMoney(r.maximum, state.currency) }) };
     }
     return parsed;
   }
@@ -219,10 +244,11 @@
       if (state.frequency !== 'one_off') {
         var per = document.createElement('span');
         per.className = 'preset__per';
-        per.textContent = state.frequency === 'monthly' ? '/month' : '/year';
+        per.textContent = state.frequency === 'monthly' ? t('per_month_short') : t('per_year_short');
         b.appendChild(per);
       }
-      b.setAttribute('aria-label', label + FREQUENCY_WORDS[state.frequency]);
+      b.setAttribute('aria-label', state.frequency === 'one_off' ? label
+        : t('preset_' + state.frequency, { amount: label }));
       b.addEventListener('click', function () { choosePreset(minor); });
       el.presets.appendChild(b);
     });
@@ -240,10 +266,10 @@
     var code = state.currency;
     el.badge.textContent = code.toUpperCase();
     el.symbol.textContent = currencySymbol(code);
-    el.custom.placeholder = r.exponent === 0 ? '0' : '0.' + '0'.repeat(r.exponent);
+    el.custom.placeholder = r.exponent === 0 ? '0' : '0' + decimalSign() + '0'.repeat(r.exponent);
     el.custom.setAttribute('inputmode', r.exponent === 0 ? 'numeric' : 'decimal');
-    el.hint.textContent = 'Minimum ' + formatMoney(r.minimum, code) + ', maximum ' +
-      formatMoney(r.maximum, code) + '.';
+    el.hint.textContent = t('limits', { minimum: formatMoney(r.minimum, code),
+                                        maximum: formatMoney(r.maximum, code) });
     Array.prototype.forEach.call(el.presets.querySelectorAll('.preset'), function (b) {
       b.setAttribute('aria-pressed', String(Number(b.dataset.amount) === state.preset));
     });
@@ -261,23 +287,18 @@
     if (gift === null) {
       delete el.submit.dataset.total;
       el.summary.textContent = amount.empty || amount.error === undefined
-        ? 'Choose or enter an amount to continue.' : '';
-      el.submitLabel.textContent = 'Contribute';
+        ? t('choose_to_continue') : '';
+      el.submitLabel.textContent = t('submit');
       return;
     }
     var charge = chargeFor(gift, el.cover.checked);
     var total = formatMoney(charge.total, code);
     el.submit.dataset.total = String(charge.total);
-    el.submitLabel.textContent = 'Contribute ' + total + FREQUENCY_WORDS[state.frequency];
-    var text;
-    if (state.frequency === 'one_off') {
-      text = 'You will be charged ' + total + ' once.';
-    } else {
-      text = 'You will be charged ' + total + ' today, then ' + total +
-        (state.frequency === 'monthly' ? ' every month' : ' every year') + ' until you cancel.';
-    }
+    el.submitLabel.textContent = t('submit_' + state.frequency, { amount: total });
+    var text = t({ one_off: 'charged_once', monthly: 'charged_monthly', annual: 'charged_annually' }[state.frequency],
+                 { total: total });
     if (charge.fee) {
-      text += ' That includes ' + formatMoney(charge.fee, code) + ' to cover processing fees.';
+      text += ' ' + t('includes_fee', { fee: formatMoney(charge.fee, code) });
     }
     el.summary.textContent = text;
   }
@@ -299,7 +320,7 @@
       el.errors.appendChild(p);
     } else {
       var intro = document.createElement('p');
-      intro.textContent = 'Please check the following:';
+      intro.textContent = t('check_following');
       var ul = document.createElement('ul');
       messages.forEach(function (m) {
         var li = document.createElement('li');
@@ -318,7 +339,7 @@
     setFieldError(el.custom, el.amountError, '');
     setFieldError(el.email, el.emailError, '');
     setFieldError(el.name, el.nameError, '');
-    el.cardError.textContent = '';
+    setFieldError(el.card, el.cardError, '');
   }
 
   function setBusy(busy) {
@@ -327,7 +348,7 @@
     el.submit.setAttribute('aria-busy', String(busy));
     form.classList.toggle('is-busy', busy);
     if (busy) el.submitLabel.dataset.idle = el.submitLabel.textContent;
-    el.submitLabel.textContent = busy ? 'Processing…' : (el.submitLabel.dataset.idle || 'Contribute');
+    el.submitLabel.textContent = busy ? t('processing') : (el.submitLabel.dataset.idle || t('submit'));
     if (!busy) update();
   }
 
@@ -345,7 +366,7 @@
         state.preset = minor;
       } else {
         state.preset = null;
-        el.custom.value = majorString(minor, rule().exponent);
+        el.custom.value = typedAmount(minor, rule().exponent);
       }
     } else {
       var list = presetsFor(state.currency, state.frequency);
@@ -375,9 +396,11 @@
 
   var stripe = null;
   var card = null;
+  var cardEmpty = true;  // Stripe's change events say when the field is empty
   if (typeof window.Stripe === 'function' && config.publishable_key) {
     try {
-      stripe = window.Stripe(config.publishable_key);
+      // Stripe.js writes its own messages and placeholders in the page's language.
+      stripe = window.Stripe(config.publishable_key, config.lang ? { locale: config.lang } : undefined);
       card = stripe.elements().create('card', {
         hidePostalCode: false,
         style: {
@@ -388,14 +411,17 @@
       });
       card.mount('#card-element');
       card.on('change', function (event) {
-        el.cardError.textContent = event && event.error ? event.error.message : '';
+        // Stripe.js says whether the field is empty; a change without details (the emulator's
+        // fake) means something was typed.
+        cardEmpty = event && typeof event.empty === 'boolean' ? event.empty : false;
+        setFieldError(el.card, el.cardError, event && event.error ? event.error.message : '');
       });
     } catch (e) {
       stripe = null;
     }
   }
   if (!stripe) {
-    showErrors(['The card form could not be loaded. Please check your connection and reload the page.']);
+    showErrors([t('card_not_loaded')]);
     el.submit.disabled = true;
   }
 
@@ -404,7 +430,7 @@
   function ApiError(status, problem) {
     this.status = status;
     this.problem = problem || {};
-    this.message = this.problem.detail || this.problem.title || 'Something went wrong. Please try again.';
+    this.message = this.problem.detail || this.problem.title || t('went_wrong');
   }
 
   function postJSON(url, body) {
@@ -419,13 +445,13 @@
         return data;
       });
     }, function () {
-      throw new ApiError(0, { detail: 'We could not reach our server. Please check your connection and try again.' });
+      throw new ApiError(0, { detail: t('unreachable') });
     });
   }
 
-  var FIELD_LABELS = { amount: 'Amount', currency: 'Currency', frequency: 'Frequency',
-                       email: 'Email', name: 'Name', cover_fees: 'Fee cover', attribution: 'Link',
-                       captcha_token: 'Human check' };
+  function fieldLabel(field) {
+    return STRINGS['field_' + field] !== undefined ? STRINGS['field_' + field] : field;
+  }
 
   /** The human check's token when the page has one (Turnstile or reCAPTCHA); else null. */
   function captchaToken() {
@@ -452,20 +478,31 @@
             return k + ': ' + [].concat(list[k]).join(' ');
           }).join('; ')
         : String(list);
-      if (field === 'amount' || field === 'currency') setFieldError(el.custom, el.amountError, text);
-      else if (field === 'email') setFieldError(el.email, el.emailError, text);
-      else if (field === 'name') setFieldError(el.name, el.nameError, text);
-      messages.push(field === '_schema' ? text : (FIELD_LABELS[field] || field) + ': ' + text);
+      // The fields readers fill in are explained in the page's own words.
+      if (field === 'amount' || field === 'currency') {
+        if (!PROVIDER_WORDS) text = t('choose_amount');
+        setFieldError(el.custom, el.amountError, text);
+      } else if (field === 'email') {
+        text = t('email_invalid');
+        setFieldError(el.email, el.emailError, text);
+      } else if (field === 'name') {
+        text = t('name_invalid');
+        setFieldError(el.name, el.nameError, text);
+      }
+      messages.push(field === '_schema' ? text : fieldLabel(field) + ': ' + text);
     });
     return messages;
   }
 
   function stripeMessage(error) {
-    return (error && error.message) || 'Your card could not be used. Please check the details and try again.';
+    return (error && error.message) || t('card_unusable');
   }
 
   function thankYou(id) {
-    window.location.assign(config.thank_you + '?contribution=' + encodeURIComponent(id));
+    var q = new URLSearchParams({ contribution: id });
+    if (config.lang) q.set('lang', config.lang);
+    if (config.return_url) q.set('url', config.return_url);
+    window.location.assign(config.thank_you + '?' + q.toString());
   }
 
   var PAID = ['succeeded', 'processing', 'requires_capture'];
@@ -483,8 +520,8 @@
       if (action.error) throw { card: true, message: stripeMessage(action.error) };
       var intent = action.paymentIntent;
       if (intent && PAID.indexOf(intent.status) < 0) {
-        throw { card: true, message: (intent.last_payment_error && intent.last_payment_error.message) ||
-          'Your card could not be authenticated. Please try again or use another card.' };
+        throw { card: true, message: (PROVIDER_WORDS && intent.last_payment_error && intent.last_payment_error.message) ||
+          t('not_authenticated') };
       }
     }
     thankYou(id);
@@ -512,19 +549,24 @@
     var messages = [];
     var amount = currentAmount();
     if (amount.empty) {
-      setFieldError(el.custom, el.amountError, 'Please choose or enter an amount.');
-      messages.push('Please choose or enter an amount.');
+      setFieldError(el.custom, el.amountError, t('choose_amount'));
+      messages.push(t('choose_amount'));
     } else if (amount.error) {
       setFieldError(el.custom, el.amountError, amount.error);
       messages.push(amount.error);
     }
     var email = el.email.value.trim();
     if (!email) {
-      setFieldError(el.email, el.emailError, 'Please enter your email address.');
-      messages.push('Please enter your email address.');
+      setFieldError(el.email, el.emailError, t('email_missing'));
+      messages.push(t('email_missing'));
     } else if (!el.email.checkValidity()) {
-      setFieldError(el.email, el.emailError, 'Please enter a valid email address, like name@example.org.');
-      messages.push('Please enter a valid email address.');
+      setFieldError(el.email, el.emailError, t('email_invalid'));
+      messages.push(t('email_invalid'));
+    }
+    // An empty card field is flagged like the email, before anything is sent.
+    if (cardEmpty) {
+      setFieldError(el.card, el.cardError, t('card_missing'));
+      messages.push(t('card_missing'));
     }
     return { messages: messages, amount: amount.minor, email: email };
   }
@@ -548,7 +590,7 @@
       cover_fees: el.cover.checked,
       attribution: attribution(),
     };
-    // The reader's language from the appeal's link (validated by the page), for receipts.
+    // The page's language (the appeal's, through its link), for receipts.
     if (config.lang) body.lang = config.lang;
     var signature = JSON.stringify(body);
     var captcha = captchaToken();
@@ -583,17 +625,18 @@
         if (err.status === 422 && err.problem.errors) {
           showErrors(showValidation(err.problem.errors));
         } else if (err.status === 402) {
-          el.cardError.textContent = err.message;
-          showErrors([err.message + ' Please try another card.']);
+          var declined = PROVIDER_WORDS ? err.message : t('declined');
+          setFieldError(el.card, el.cardError, declined);
+          showErrors([t('try_another_card', { message: declined })]);
         } else {
           if (err.status === 409) state.started = null;
           showErrors([err.message]);
         }
       } else if (err && err.card) {
-        el.cardError.textContent = err.message;
+        setFieldError(el.card, el.cardError, err.message);
         showErrors([err.message]);
       } else {
-        showErrors(['Something went wrong. Please try again.']);
+        showErrors([t('went_wrong')]);
         if (window.console) console.error(err);
       }
     }

@@ -14,6 +14,17 @@
   'use strict';
 
   var config = JSON.parse(document.getElementById('thank-you-config').textContent);
+  // The page's words in its language (the server's catalogs); {name} placeholders are ours.
+  var STRINGS = JSON.parse(document.getElementById('thank-you-strings').textContent);
+  // Stripe's own failure messages are English: other languages get our translated sentence.
+  var PROVIDER_WORDS = !config.lang || config.lang === 'en';
+
+  function t(key, values) {
+    var text = STRINGS[key] !== undefined ? STRINGS[key] : key;
+    return text.replace(/\{(\w+)\}/g, function (whole, name) {
+      return values && values[name] !== undefined ? String(values[name]) : whole;
+    });
+  }
   var STORAGE_KEY = 'donations:supporter';
   var INTERVAL_MS = 1000;
   var SLOW_AFTER_MS = 30000;     // then say it is taking longer than usual…
@@ -51,7 +62,7 @@
     var exp = config.exponents[code];
     if (exp === undefined) exp = 2;
     try {
-      return new Intl.NumberFormat(document.documentElement.lang || undefined, {
+      return new Intl.NumberFormat(config.lang || document.documentElement.lang || undefined, {
         style: 'currency', currency: code.toUpperCase(),
         minimumFractionDigits: exp, maximumFractionDigits: exp,
       }).format(majorString(minor, exp));
@@ -60,25 +71,21 @@
     }
   }
 
-  var STATUS_WORDS = {
-    pending: 'processing', succeeded: 'payment succeeded', failed: 'payment failed',
-    canceled: 'canceled', refunded: 'refunded', partially_refunded: 'partially refunded',
-    disputed: 'disputed', unknown: 'not found',
-  };
-
   function show(status, title, text, withActions) {
     el.outcome.dataset.status = status;
-    el.status.textContent = STATUS_WORDS[status] || status;
+    el.status.textContent = STRINGS['status_' + status] || status;
     el.title.textContent = title;
     el.text.textContent = text;
     el.actions.hidden = !withActions;
     if (title !== document.title.split(' · ')[0]) {
-      document.title = title + ' · Support independent journalism';
+      document.title = title + ' · ' + STRINGS.title_suffix;
     }
   }
 
   function retryUrl(c) {
     var q = new URLSearchParams({ amount: String(c.amount), currency: c.currency, frequency: c.frequency });
+    if (config.lang) q.set('lang', config.lang);
+    if (config.return_url) q.set('url', config.return_url);
     return config.contribute + '?' + q.toString();
   }
 
@@ -95,52 +102,38 @@
     switch (c.status) {
       case 'pending':
         if (Date.now() - started > SLOW_AFTER_MS) {
-          show('pending', 'Still processing your payment…',
-               'This is taking longer than usual. You can safely close this page: you will ' +
-               'receive an email receipt as soon as your payment is confirmed.', false);
+          show('pending', t('slow_title'), t('slow_text'), false);
         } else {
-          show('pending', 'Processing your payment…',
-               'This usually takes a few seconds. Please keep this page open.', false);
+          show('pending', t('processing_title'), t('processing_text'), false);
         }
         return false;
       case 'succeeded':
       case 'partially_refunded': {
-        var text;
-        if (c.frequency === 'monthly' || c.frequency === 'annual') {
-          text = 'Your ' + (c.frequency === 'monthly' ? 'monthly' : 'annual') + ' contribution of ' +
-            total + ' is set up, and the first payment has been received. ';
-        } else {
-          text = 'We have received your contribution of ' + total + '. ';
-        }
-        if (c.fee_covered) {
-          text += 'Thank you for also covering the ' + formatMoney(c.fee_covered, c.currency) +
-            ' processing fee. ';
-        }
-        text += 'A receipt is on its way to your inbox.';
-        show('succeeded', 'Thank you for supporting independent journalism', text, false);
+        var parts = [t('thanks_' + (c.frequency === 'monthly' || c.frequency === 'annual'
+          ? c.frequency : 'one_off'), { total: total })];
+        if (c.fee_covered) parts.push(t('thanks_fee', { fee: formatMoney(c.fee_covered, c.currency) }));
+        parts.push(t('receipt_coming'));
+        show('succeeded', t('thanks_title'), parts.join(' '), false);
         return true;
       }
       case 'failed':
         if (Date.now() - started < FAILED_GRACE_MS) {
-          show('pending', 'Processing your payment…',
-               'This usually takes a few seconds. Please keep this page open.', false);
+          show('pending', t('processing_title'), t('processing_text'), false);
           return false;
         }
         el.retry.href = retryUrl(c);
-        el.retry.textContent = 'Try again';
-        show('failed', 'Your payment did not go through',
-             (c.failure_message || 'Your card was declined.') +
-             ' You have not been charged. Please try again, perhaps with another card.', true);
+        el.retry.textContent = t('try_again');
+        show('failed', t('failed_title'), t('failed_text', {
+          reason: (PROVIDER_WORDS && c.failure_message) || t('declined'),
+        }), true);
         return false;  // keep checking: a later attempt on this contribution may still succeed
       case 'canceled':
         el.retry.href = retryUrl(c);
-        el.retry.textContent = 'Start again';
-        show('canceled', 'This contribution was canceled',
-             'You have not been charged. You are welcome to start again.', true);
+        el.retry.textContent = t('start_again');
+        show('canceled', t('canceled_title'), t('canceled_text'), true);
         return true;
       default:  // refunded, disputed: the payment happened and was later reversed
-        show(c.status, 'This contribution was ' + c.status,
-             'If you have questions about it, please reply to your receipt email.', false);
+        show(c.status, STRINGS[c.status + '_title'] || c.status, t('reversed_text'), false);
         return true;
     }
   }
@@ -148,9 +141,7 @@
   function schedule() {
     var elapsed = Date.now() - started;
     if (elapsed > GIVE_UP_AFTER_MS) {
-      show('pending', 'We are still waiting for confirmation',
-           'Your payment has not been confirmed yet. You will receive an email receipt once it ' +
-           'is; there is no need to pay again. You can reload this page later to check.', false);
+      show('pending', t('waiting_title'), t('waiting_text'), false);
       return;
     }
     window.setTimeout(poll, elapsed > SLOW_AFTER_MS ? SLOW_INTERVAL_MS : INTERVAL_MS);
@@ -163,8 +154,7 @@
       cache: 'no-store',
     }).then(function (response) {
       if (response.status === 404) {
-        show('unknown', 'We could not find this contribution',
-             'The link may be incomplete. If you were charged, you will receive an email receipt.', true);
+        show('unknown', t('not_found_title'), t('not_found_text'), true);
         return;
       }
       if (!response.ok) throw new Error('HTTP ' + response.status);
@@ -181,9 +171,7 @@
     }).catch(function () {
       // A network blip or a transient server error: keep trying on the same schedule.
       if (lastStatus === null && Date.now() - started > SLOW_AFTER_MS) {
-        show('pending', 'Still processing your payment…',
-             'We are having trouble checking the status of your payment. You will receive an ' +
-             'email receipt as soon as it is confirmed.', false);
+        show('pending', t('slow_title'), t('trouble_text'), false);
       }
       schedule();
     });

@@ -168,13 +168,38 @@ class StripeGateway:
         with self._errors():
             self._v1.payment_intents.cancel(intent_id)
 
-    def create_refund(self, payment_intent_id: str, amount: int | None = None) -> Refund:
+    def create_refund(
+        self,
+        payment_intent_id: str,
+        amount: int | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Refund a PaymentIntent's charge: `amount`, or all that is left. The same
+        `idempotency_key` again returns the first refund instead of making a second
+        (https://docs.stripe.com/api/idempotent_requests). When Stripe refuses (already
+        refunded, more than is left, charged back), its own message says why."""
         params: RefundCreateParams = {"payment_intent": payment_intent_id}
         if amount is not None:
             params["amount"] = amount
-        with self._errors():
-            refund = self._v1.refunds.create(params=params)
+        options: stripe.RequestOptions = {}
+        if idempotency_key:
+            options["idempotency_key"] = idempotency_key
+        try:
+            refund = self._v1.refunds.create(params=params, options=options)
+        except stripe.StripeError as exc:
+            error = translate(exc)
+            if isinstance(error, StripeRejected) and exc.http_status == 400 and exc.user_message:
+                error = StripeRejected(str(exc.user_message))
+            raise error from exc
         return Refund.parse(to_plain(refund))
+
+    def payment_intent_of_charge(self, charge_id: str) -> str | None:
+        """The PaymentIntent a charge belongs to (a subscription's charges are made by their
+        invoices' PaymentIntents, which the books do not keep): 1 call."""
+        with self._errors():
+            raw = to_plain(self._v1.charges.retrieve(charge_id))
+        return ref_id(raw.get("payment_intent"))
 
     # recurring -------------------------------------------------------------------------------
     def create_setup_intent(self, metadata: Mapping[str, str]) -> SetupIntent:

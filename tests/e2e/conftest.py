@@ -1,5 +1,6 @@
 import dataclasses
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,25 @@ def _chromium_or_skip() -> str:
             f"{CHROMIUM} is missing: in CI the browser tests must run (apt install chromium)"
         )
     pytest.skip(f"{CHROMIUM} is not installed (apt install chromium); browser tests skipped")
+
+
+SCREENSHOTS = Path(
+    os.environ.get("DONATIONS_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "build" / "screenshots"
+)
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    """Where a test keeps its screenshots, kept after the run as test artefacts:
+    build/screenshots/<test>/ (or $DONATIONS_SCREENSHOTS/<test>/), emptied first."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    path = SCREENSHOTS / name
+    if path.exists():
+        for old in path.iterdir():
+            old.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="module")

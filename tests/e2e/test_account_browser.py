@@ -110,3 +110,53 @@ def test_a_donor_signs_in_by_link_updates_the_card_and_becomes_a_supporter_here(
     assert "Your card is updated" in page.inner_text("[data-flash=ok]")
     after = stripe_client.v1.customers.retrieve(customer_id).invoice_settings.default_payment_method
     assert after and after != before
+
+
+ACCOUNT_WORDS = {
+    "en": {
+        "sign_in": "Email me a sign-in link",
+        "inbox": "Check your inbox",
+        "title": "Your contributions",
+        "amount": "$15.00",
+        "every": "every month",
+        "annual_offer": "Suggested: $180.00 a year.",
+    },
+    "ru": {
+        "sign_in": "Прислать ссылку для входа",
+        "inbox": "Проверьте почту",
+        "title": "Ваши пожертвования",
+        "amount": "15,00\xa0$",
+        "every": "каждый месяц",
+        "annual_offer": "Предлагаем: 180,00\xa0$ в год.",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_donor_manages_their_gift_in_their_language(
+    page, server, database, stripe_client, queued_links, shots, lang
+):
+    words = ACCOUNT_WORDS[lang]
+    sub_id = monthly_subscription(server, database, stripe_client)
+    # The receipt's link carries the email's language; the visit keeps it.
+    page.goto(f"{server.url}/account?lang={lang}")
+    assert page.get_attribute("html", "lang") == lang
+    assert page.inner_text("button[type=submit]") == words["sign_in"]
+    page.fill("#email", EMAIL)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#check-inbox")
+    assert words["inbox"] in page.inner_text("h1")
+    page.screenshot(path=str(shots / f"check-inbox-{lang}.png"), full_page=True)
+    url = wait_for(lambda: queued_links)[-1]
+    page.goto(url)
+    page.click("#continue")
+    page.wait_for_selector("#contributions")
+    assert page.get_attribute("html", "lang") == lang
+    assert page.inner_text("h1") == words["title"]
+    sub = page.locator(f"[data-subscription='{sub_id}']")
+    assert words["amount"] in sub.inner_text() and words["every"] in sub.inner_text()
+    assert words["annual_offer"] in sub.inner_text()
+    assert page.input_value(f"#interval-amount-{sub_id}") == "180"
+    shot = shots / f"account-{lang}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

@@ -11,15 +11,21 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
 from donations.admin.auth import create_user
+from donations.admin.models import AuditEntry
+from donations.appeals.models import EventCount
 from donations.appeals.snapshot import config_row
+from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
 from donations.ledger import journal, postings
+from donations.reports import rollups
 
 pytestmark = pytest.mark.browser
 
@@ -40,11 +46,19 @@ def _fresh(_clean_database: None, database: Any, server: SimpleNamespace) -> Non
     server.services.appeals.invalidate()
 
 
+LONG_SLUG = "the-city-council-votes-on-the-budget-for-schools-libraries-and-parks-" + "x" * 80
+
+
 @pytest.fixture
 def books(database: Any) -> None:
-    """A week of usd gifts and their Stripe fees, so the daily chart has something to draw."""
+    """A week of usd gifts and their Stripe fees, so the daily chart has something to draw, and
+    an article with a very long slug among the top articles."""
     today = datetime.now(UTC).replace(tzinfo=None, hour=12, minute=0, second=0, microsecond=0)
     with database.transaction() as session:
+        seen = {"day": today.date(), "campaign": "c", "variant": "control", "placement": "epic",
+                "article": LONG_SLUG, "type": "impression", "count": 120}  # fmt: skip
+        session.add(EventCount(**seen))
+        rollups.add_events(session, [seen])
         for n in range(7):
             when = today - timedelta(days=n)
             gift = 1000 + 500 * n
@@ -156,6 +170,9 @@ def test_an_editor_creates_a_campaign_with_a_live_preview_and_readers_see_it(
     )
     assert "greater than or equal to 0" in page.locator(".field-error").first.inner_text()
     assert page.locator("#error-summary").is_visible()
+    # The summary says where in words, as `donations campaigns load` does: no field paths.
+    summary = page.locator("#error-summary li").first.inner_text()
+    assert summary.startswith("Variant 1, weight: Must be greater than or equal to 0"), summary
     weight.fill("1")
 
     page.get_by_role("button", name="Create campaign").click()
@@ -213,6 +230,77 @@ def test_the_dashboard_draws_the_daily_chart_and_the_reports(
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, "admin-dashboard.png"), full_page=True)
     assert "No recurring contributions yet." in page.locator("[data-report=recurring]").inner_text()
+    # The top articles fit their card: a long slug is cut with an ellipsis, whole in its title.
+    slug = page.locator("[data-report=articles] .truncate").first
+    slug.wait_for()
+    assert slug.get_attribute("title") == LONG_SLUG
+    fits = page.evaluate(
+        """() => {
+            const card = document.querySelector('[data-report=articles]').closest('.card');
+            const table = card.querySelector('table');
+            const cut = card.querySelector('.truncate');
+            return {cut: cut.scrollWidth > cut.clientWidth,
+                    ellipsis: getComputedStyle(cut).textOverflow,
+                    table: table.getBoundingClientRect().right,
+                    card: card.getBoundingClientRect().right};
+        }"""
+    )
+    assert fits["cut"] and fits["ellipsis"] == "ellipsis"
+    assert fits["table"] <= fits["card"], fits
     csv = page.get_by_role("link", name="Download contributions (CSV)").get_attribute("href")
     assert csv is not None and csv.startswith("/api/v1/admin/contributions?format=csv&from=")
+    assert page.errors == []
+
+
+def test_an_editor_refunds_part_of_a_contribution_after_confirming_it(
+    page: Any, server: SimpleNamespace, database: Any, stripe_client: Any, shots: Path
+) -> None:
+    """A one-off gift paid at the emulator; the editor finds it in the list, asks for a partial
+    refund, sees the amount on the confirmation and confirms; Stripe has the refund, the audit
+    log says who asked, and the page says the books follow when Stripe confirms it."""
+    http = requests.Session()
+    started = http.post(
+        f"{server.url}/api/v1/contributions",
+        json={"amount": 2500, "currency": "usd", "frequency": "one_off",
+              "email": "reader@example.org", "cover_fees": False},
+        timeout=30,
+    )  # fmt: skip
+    assert started.status_code == 201, started.text
+    cid = started.json()["contribution"]["id"]
+    paid = http.post(
+        f"{server.url}/api/v1/contributions/{cid}/confirm",
+        json={"payment_method": "pm_card_visa"},
+        timeout=30,
+    )
+    assert paid.status_code == 200, paid.text
+    with database.transaction() as session:  # as the payment's webhook would (tested elsewhere)
+        row = session.get(Contribution, cid)
+        if not row.is_paid:
+            row.status, row.succeeded_at = "succeeded", row.created_at
+        pi = row.stripe_payment_intent_id
+
+    sign_in(page, server)
+    page.get_by_role("link", name="Contributions").first.click()
+    page.get_by_role("link", name=f"Contribution {cid}").click()
+    page.wait_for_url(f"{server.url}/admin/contributions/{cid}")
+    assert "Left to refund: $25.00" in page.locator("#refund").inner_text()
+    page.get_by_label("Amount to refund in USD").fill("10")
+    page.get_by_role("button", name="Refund this amount…").click()
+
+    page.get_by_role("heading", name="Refund $10.00?").wait_for()
+    assert "The refund appears here when Stripe confirms it." in page.inner_text("main")
+    page.screenshot(path=str(shots / "admin-refund-confirm.png"), full_page=True)
+    page.get_by_role("button", name="Refund $10.00").click()
+
+    page.wait_for_url(f"{server.url}/admin/contributions/{cid}")
+    flash = page.locator(".flash--ok").inner_text()
+    assert "Stripe accepted refund re_" in flash and "$10.00" in flash
+    assert "The refund appears here when Stripe confirms it." in flash
+    page.screenshot(path=str(shots / "admin-refund-done.png"), full_page=True)
+    assert (shots / "admin-refund-done.png").stat().st_size > 10_000
+    refunds = stripe_client.v1.refunds.list(params={"payment_intent": pi}).data
+    assert [r.amount for r in refunds] == [1000]
+    with database.sessions() as session:
+        entry = session.query(AuditEntry).filter_by(action="contribution.refund").one()
+    assert entry.actor == f"user:{EMAIL}" and entry.after["refund"] == refunds[0].id
     assert page.errors == []

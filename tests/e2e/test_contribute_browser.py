@@ -27,7 +27,8 @@ GOOD_CARD = "4242424242424242"
 DECLINED_CHARGE_CARD = "4000000000000341"
 DECLINED_SETUP_CARD = "4000000000000002"
 THREE_D_SECURE_CARD = "4000002760003184"
-THANK_YOU = re.compile(r".*/contribute/thank-you\?contribution=ctb_[0-9a-f]{24}$")
+# The page's language (and the article to go back to) ride along.
+THANK_YOU = re.compile(r".*/contribute/thank-you\?contribution=ctb_[0-9a-f]{24}(&[^#]*)?$")
 # Set to a path (e.g. /tmp/contribute.png) to keep a screenshot of the filled form.
 SCREENSHOT = os.environ.get("CONTRIBUTE_SCREENSHOT", "")
 

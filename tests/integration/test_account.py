@@ -272,9 +272,7 @@ def test_asking_without_the_form_token_is_refused_and_sends_nothing(monthly, api
         assert s.scalar(select(func.count()).select_from(DonorLink)) == 0
 
 
-def test_throttling_per_email_answers_the_same_for_known_and_unknown(
-    monthly, api, database, app
-):
+def test_throttling_per_email_answers_the_same_for_known_and_unknown(monthly, api, database, app):
     answers = {}
     for address in (KNOWN, UNKNOWN):
         codes = [
@@ -544,7 +542,8 @@ def test_the_statement_defaults_to_last_year_when_the_donor_gave_then(api, datab
     _, expected = seed_history(database, "history@example.org", year=last_year)
     sign_in(api, database, "history@example.org")
     text = api.get("/account/statement").text
-    assert f"{last_year}-01-01 to {last_year}-12-31" in text
+    assert f'data-from="{last_year}-01-01" data-to="{last_year}-12-31"' in text
+    assert f"January 1, {last_year} to December 31, {last_year}" in text
     totals = dict(re.findall(r'data-total-currency="(\w+)" data-total="(-?\d+)"', text))
     assert {k: int(v) for k, v in totals.items()} == expected
 
@@ -553,7 +552,8 @@ def test_the_statement_defaults_to_this_year_without_gifts_last_year(api, databa
     this_year = utcnow().year
     seed_history(database, "history@example.org", year=this_year - 3)
     sign_in(api, database, "history@example.org")
-    assert f"{this_year}-01-01 to {this_year}-12-31" in api.get("/account/statement").text
+    text = api.get("/account/statement").text
+    assert f'data-from="{this_year}-01-01" data-to="{this_year}-12-31"' in text
 
 
 def test_another_donors_statement_is_not_shown(api, database, monthly):
@@ -808,3 +808,73 @@ def test_every_donor_post_needs_the_csrf_token(monthly, api, database, live_serv
     anon = Api(live_server.url)
     for path, data in posts.items():
         assert anon.post(path, data={**data, "csrf_token": csrf}).status_code == 401, path
+
+
+# --- the account in the donor's language -------------------------------------------------------
+def test_give_annually_instead_shows_money_and_a_number_to_type_not_a_float(monthly, api, database):
+    sign_in(api, database, KNOWN)
+    page = api.get("/account").text
+    switch = page.split("data-switch-interval", 1)[1].split("</form>", 1)[0]
+    # $10.00 a month: the annual offer is 12 × 10 = $120.00, typed back as "120".
+    assert 'value="120"' in switch and 'value="120.0"' not in switch
+    assert "Suggested: $120.00 a year." in switch
+    cancel = api.get(f"/account/subscriptions/{sub_of(monthly, database).id}/cancel").text
+    assert "Give $120.00 once a year instead" in cancel and 'value="120.0"' not in cancel
+
+
+def test_the_account_speaks_russian_with_russian_money_dates_and_plurals(monthly, api, database):
+    sign_in(api, database, KNOWN)
+    page = api.get("/account?lang=ru").text
+    assert '<html lang="ru">' in page
+    assert "Ваши пожертвования" in page and "Регулярные пожертвования" in page
+    assert "10,00\xa0$" in page  # Babel's Russian: the amount, a no-break space, the sign
+    assert "ежемесячное" in page
+    assert "1 пожертвование" in page  # the plural's "one" form
+    assert 'value="120"' in page and "Предлагаем: 120,00\xa0$ в год." in page
+    next_payment = re.search(r"Следующий платёж — (\d{1,2} \w+ \d{4})\s?г\.", page)
+    assert next_payment, "a Russian long date"
+    # The language sticks for the visit: the next page, without a query, is Russian too.
+    statement = api.get("/account/statement").text
+    assert "Выписка о пожертвованиях" in statement
+    receipt = api.get(f"/account/receipts/{monthly.id}").text
+    assert "Квитанция" in receipt and "Всего списано" in receipt and "10,00\xa0$" in receipt
+    # A change the donor makes is answered, and emailed, in the page's language.
+    csrf = csrf_of(page)
+    sub = sub_of(monthly, database)
+    r = api.post(
+        f"/account/subscriptions/{sub.id}/amount",
+        data={"csrf_token": csrf, "amount": "7,50"},
+        allow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "Теперь ваше пожертвование — 7,50\xa0$ в месяц" in api.get("/account").text
+    with database.sessions() as s:
+        row = s.scalars(
+            select(OutboxEmail)
+            .where(OutboxEmail.kind == "subscription_changed")
+            .order_by(OutboxEmail.id.desc())
+        ).first()
+        assert row is not None and row.lang == "ru"
+
+
+def test_a_sign_in_link_is_written_in_the_language_of_the_page_that_asked(monthly, api, database):
+    """The donor gave in Russian; asking from an English page (the browser's language here)
+    gets an English email, and without any language of ours asked for, the last gift's."""
+
+    def link_langs() -> list[str | None]:
+        with database.sessions() as s:
+            rows = s.scalars(
+                select(OutboxEmail)
+                .where(OutboxEmail.kind == "sign_in_link")
+                .order_by(OutboxEmail.id)
+            ).all()
+            return [r.lang for r in rows]
+
+    with database.transaction() as s:
+        s.execute(update(Contribution).values(lang="ru"))
+    ask_for_link(api, KNOWN, **{"Accept-Language": "en-GB,en;q=0.9"})
+    assert wait_for(lambda: link_langs()) == ["en"]
+    ask_for_link(api, KNOWN, **{"Accept-Language": "ja"})  # no language of ours asked for
+    assert wait_for(lambda: link_langs()[1:]) == ["ru"]
+    ask_for_link(api, KNOWN, **{"Accept-Language": "ru"})
+    assert wait_for(lambda: link_langs()[2:]) == ["ru"]

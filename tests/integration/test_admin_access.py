@@ -18,7 +18,11 @@ from donations.cli import cli
 PASSWORD = "correct horse battery staple"
 ADMIN_PREFIXES = ("/admin", "/api/v1/admin")
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-SAMPLE_ARGS = {"campaign_id": "no-such-campaign", "token_id": "999999"}
+SAMPLE_ARGS = {
+    "campaign_id": "no-such-campaign",
+    "token_id": "999999",
+    "contribution_id": "ctb_no_such_contribution",
+}
 
 
 def make_user(database, email: str, role: str) -> None:

@@ -4,18 +4,24 @@ filter, through Flask's test client with a signed-in browser session (cookie + C
 from __future__ import annotations
 
 import copy
+import html
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from donations.admin.auth import create_user
+from donations.admin.campaign_errors import EDITOR_WORDS
 from donations.admin.formatting import money
 from donations.appeals.models import Campaign, EventCount
+from donations.cli import cli
 from tests.conftest import wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -387,7 +393,84 @@ def test_money_is_shown_in_each_currencys_own_format() -> None:
 
 
 def test_the_money_filter_follows_the_admins_language(app: Flask) -> None:
-    with app.test_request_context(headers={"Accept-Language": "de-DE,de;q=0.9"}):
-        assert app.jinja_env.filters["money"](123456, "eur") == "1.234,56\xa0€"
-    with app.test_request_context():
-        assert app.jinja_env.filters["money"](123456, "usd") == "$1,234.56"
+    money_filter = app.jinja_env.filters["money"]
+    with app.test_request_context("/admin/", headers={"Accept-Language": "de-DE,de;q=0.9"}):
+        assert money_filter(123456, "eur") == "1.234,56\xa0€"
+    with app.test_request_context("/admin/"):
+        assert money_filter(123456, "usd") == "$1,234.56"
+    # A reader's page writes money in the page's language (one of ours), not the browser's.
+    with app.test_request_context("/contribute", headers={"Accept-Language": "de-DE,de;q=0.9"}):
+        assert money_filter(123456, "eur") == "€1,234.56"
+    with app.test_request_context("/contribute?lang=ru"):
+        assert money_filter(123456, "eur") == "1\xa0234,56\xa0€"
+
+
+# --- campaign errors in plain words, and the example file ----------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "campaign.json"
+
+
+def load_campaigns(database_url: str, path: Path) -> Any:
+    return CliRunner().invoke(
+        cli, ["campaigns", "load", str(path)], env={"DATABASE_URL": database_url}
+    )
+
+
+def test_the_example_campaign_file_loads_as_api_md_describes_it(
+    settings: Any, database: Any
+) -> None:
+    document = json.loads(EXAMPLE.read_text())
+    assert set(document) == {
+        "id", "name", "status", "placements", "priority", "starts_at", "ends_at",
+        "targeting", "frequency", "goal", "holdback", "variants",
+    }  # fmt: skip
+    for _ in range(2):  # an idempotent upsert
+        result = load_campaigns(settings.database_url, EXAMPLE)
+        assert result.exit_code == 0, result.output
+        assert f"loaded {document['id']} (draft)" in result.output
+    saved = stored(database, document["id"])
+    for variant in saved["variants"]:
+        assert variant.pop("translations") == {}  # an addition to API.md, empty by default
+    assert saved == document
+
+
+def test_campaigns_load_names_every_mistake_in_plain_words_and_loads_nothing(
+    settings: Any, database: Any, tmp_path: Path
+) -> None:
+    good = json.loads(EXAMPLE.read_text())
+    bad = copy.deepcopy(good)
+    bad["id"] = "Year End"
+    bad["variants"][0]["amounts"]["usd"]["one_off"] = [1000, "25.00"]
+    bad["variants"][0]["amounts"]["USD"] = {"monthly": [500]}
+    bad["variants"][1]["weight"] = -1
+    bad["targeting"]["articles_read"] = {"min": 5, "max": 2}
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([{**good, "id": "fine"}, bad, {**good, "id": "x", "variants": []}]))
+    result = load_campaigns(settings.database_url, path)
+    assert result.exit_code == 1
+    out = result.output
+    for said in (
+        "campaign “Year End” in ",
+        "  - Campaign id: Use 1–100 lowercase letters, digits and dashes.",
+        "  - Variant 1, amounts in USD, one-off, amount 2: Not a valid integer.",
+        "  - Variant 1, amounts, currency “USD”: Use a currency's three-letter code in lower "
+        "case, such as usd.",
+        "  - Variant 2, weight: Must be greater than or equal to 0",
+        "  - Targeting, articles read, at most: Must not be below “at least”.",
+        "campaign “x” in ",
+        "  - Variants: Give 1 to 20 variants.",
+        "Nothing was loaded.",
+    ):
+        assert said in out, (said, out)
+    assert "\\u" not in out and "variants.0" not in out and '{"' not in out
+    assert stored(database, "fine") is None  # all or none
+
+
+def test_the_campaign_editor_gets_the_words_its_errors_are_written_in(
+    editor: Browser, campaign: dict[str, Any]
+) -> None:
+    page = editor.get("/admin/campaigns/spring-drive").text
+    config = json.loads(
+        html.unescape(re.search(r'id="campaign-config">(.*?)</script>', page, re.S).group(1))
+    )
+    assert config["error_words"] == json.loads(json.dumps(EDITOR_WORDS))
+    assert config["error_words"]["top"]["ends_at"] == "Ends at"

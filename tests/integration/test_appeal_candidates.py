@@ -3,6 +3,8 @@ trust (docs/appeals-in-the-browser.md)."""
 
 from __future__ import annotations
 
+from urllib.parse import quote_plus
+
 import pytest
 
 from donations.app import create_app
@@ -127,3 +129,47 @@ def test_the_version_moves_when_an_editor_changes_a_campaign(api, admin, live):
     wait_for(lambda: version(api) != before, timeout=10)
     head = api.get("/api/v1/appeals/version")
     assert "s-maxage=10" in head.headers["Cache-Control"] and head.headers["ETag"]
+
+
+def test_the_answers_carry_the_widgets_words_in_the_pages_language_and_the_brand(api, live):
+    """Additive to API.md: `ui` (the widget's own words, from the catalogs) and `brand`."""
+    for lang, close, secure in (
+        ("en", "Close", "Secure payment by card."),
+        ("ru", "Закрыть", "Безопасная оплата картой."),
+        ("ru-RU", "Закрыть", "Безопасная оплата картой."),
+        ("de", "Close", "Secure payment by card."),  # no German catalog: English
+    ):
+        body = candidates(api, lang=lang).json()
+        assert (body["ui"]["close"], body["ui"]["secure"]) == (close, secure), lang
+        assert body["brand"] == {
+            "name": "Independent Newsroom",
+            "accent": "#0b4a8b",
+            "on_accent": "#ffffff",
+        }
+        appeal = api.get(
+            "/api/v1/appeal", params={"article": ARTICLE, "section": "news", "lang": lang}
+        ).json()["appeal"]
+        assert appeal["ui"]["close"] == close and appeal["brand"] == body["brand"]
+    # Russian has the three plural forms of "You've read N articles".
+    ui = candidates(api, lang="ru").json()["ui"]
+    assert {"read.one", "read.few", "read.many"} <= set(ui)
+
+
+def test_the_cta_of_a_reader_query_carries_the_articles_address_for_the_way_back(api, live):
+    url = "https://news.example/2026/story"
+    appeal = api.get(
+        "/api/v1/appeal", params={"article": ARTICLE, "section": "news", "url": url}
+    ).json()["appeal"]
+    assert f"url={quote_plus(url)}" in appeal["cta"]["url"]
+
+
+def test_the_embed_page_speaks_the_appeals_language(api, live):
+    en = api.get("/embed/appeal", params={"article": ARTICLE, "section": "news", "views": "5"})
+    ru = api.get(
+        "/embed/appeal", params={"article": ARTICLE, "section": "news", "views": "5", "lang": "ru"}
+    )
+    assert en.status_code == ru.status_code == 200
+    assert "Secure payment by card." in en.text and "5 articles in the last 30 days" in en.text
+    assert "Безопасная оплата картой." in ru.text and "Secure payment" not in ru.text
+    assert "Вы прочитали 5 статей за последние 30 дней" in ru.text
+    assert 'href="/brand.css"' in ru.text

@@ -627,6 +627,14 @@ def test_a_contribution_row_has_the_admin_fields_and_no_erased_email(admin, seed
         (f"from={D3}", ["c2r"]),
         (f"to={D0}&currency=usd", ["c2", "c1"]),
         ("status=pending", []),
+        ("frequency=monthly", ["c2r", "c2"]),
+        ("frequency=one_off&currency=usd", ["c4", "c3", "c1"]),
+        ("article=a-2", ["c3"]),
+        ("article=a-1&campaign=spring&currency=usd", ["c2r", "c2", "c1"]),
+        ("email=ann@example.org", ["c1"]),  # the whole address
+        ("email=AN", ["c1"]),  # or its beginning, in any case
+        ("email=gone@example.org", []),  # an erased donor is found by nobody
+        ("email=a%25", []),  # `%` is only itself
     ],
 )
 def test_the_contributions_list_filters(admin, seeded, query, ids):
@@ -760,6 +768,9 @@ def cursor_of(value):
         ("contributions?limit=-1", "limit"),
         ("contributions?status=lost", "status"),
         ("contributions?format=xml", "format"),
+        ("contributions?frequency=weekly", "frequency"),
+        ("contributions?article=" + "a" * 201, "article"),
+        ("contributions?email=" + "a" * 321, "email"),
         ("contributions?from=2026-03-05&to=2026-03-01&format=csv", "from"),
     ],
 )
@@ -804,6 +815,9 @@ def test_the_reports_are_in_the_openapi_document(api):
         "format",
         "campaign",
         "currency",
+        "frequency",
+        "article",
+        "email",
     }
     assert "text/csv" in contributions["responses"]["200"]["content"]
     experiments = spec["paths"]["/api/v1/admin/reports/experiments"]["get"]

@@ -140,12 +140,62 @@ def test_an_unknown_language_renders_in_english():
 def test_a_sign_in_link_says_it_works_once_for_so_many_minutes():
     payload = {"url": "https://donate.example/account/link?t=a&b=c", "expires_minutes": 15}
     out = render("sign_in_link", "en", NEWSROOM, payload=payload)
-    assert "https://donate.example/account/link?t=a&b=c" in out.text
-    assert 'href="https://donate.example/account/link?t=a&amp;b=c"' in out.html
+    # The link opens the pages in the email's language (i18n: a query's language sticks).
+    assert "https://donate.example/account/link?t=a&b=c&lang=en" in out.text
+    assert 'href="https://donate.example/account/link?t=a&amp;b=c&amp;lang=en"' in out.html
     assert "It works once, for 15 minutes." in out.text
     assert "If you did not ask" in out.text
+    assert (
+        "It works once, for 1 minute."
+        in render("sign_in_link", "en", NEWSROOM, payload={**payload, "expires_minutes": 1}).text
+    )
     ru = render("sign_in_link", "ru", NEWSROOM, payload=payload)
     assert "15 мин." in ru.text
+    assert "https://donate.example/account/link?t=a&b=c&lang=ru" in ru.text
+
+
+def test_an_email_of_unknown_language_links_to_the_pages_without_choosing_one():
+    out = render("receipt", None, NEWSROOM, receipt=receipt())
+    assert "https://donate.example/account\n" in out.text
+    assert 'href="https://donate.example/account"' in out.html
+
+
+def test_every_email_carries_the_newsrooms_brand():
+    branded = Newsroom(
+        **{
+            **NEWSROOM.__dict__,
+            "logo_url": "https://cdn.example/logo.png",
+            "accent": "#c8102e",
+            "support_email": "help@newsroom.example",
+        }
+    )
+    for kind, extra in (
+        ("receipt", {"receipt": receipt()}),
+        ("sign_in_link", {"payload": {"url": "https://d.example/x", "expires_minutes": 30}}),
+        ("subscription_changed", {"payload": {"change": "canceled"}}),
+    ):
+        out = render(kind, "en", branded, **extra)
+        assert 'src="https://cdn.example/logo.png"' in out.html
+        assert "border-bottom:3px solid #c8102e" in out.html
+        assert "Questions? Write to help@newsroom.example." in out.text
+        assert "help@newsroom.example" in out.html
+        assert "The Moscow Times" in out.html and "The Moscow Times" in out.text
+    button = render("receipt", "en", branded, receipt=receipt()).html
+    assert "background:#c8102e;color:#ffffff" in button  # white reads on that red
+
+
+def test_a_light_accent_gets_dark_text_on_its_buttons():
+    light = Newsroom(**{**NEWSROOM.__dict__, "accent": "#f2b705"})
+    html = render("receipt", "en", light, receipt=receipt()).html
+    assert "background:#f2b705;color:#1b1b1b" in html
+
+
+def test_russian_receipts_say_how_often_as_an_adjective_of_the_gift():
+    out = render(
+        "renewal_receipt", "ru", NEWSROOM, receipt=receipt(frequency="monthly", renewal=True)
+    )
+    assert "Периодичность: Ежемесячное" in out.text
+    assert "Разовое" in render("receipt", "ru", NEWSROOM, receipt=receipt()).text
 
 
 def test_a_sign_in_link_without_its_url_is_a_render_error():

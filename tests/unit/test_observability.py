@@ -147,6 +147,37 @@ def test_the_wsgi_layer_labels_by_endpoint_and_status_class():
     assert count("unmatched", "5xx", method="other") >= 1
 
 
+def test_the_shared_appeal_answers_are_counted_apart_and_logged_only_at_debug(caplog):
+    """GET /api/v1/appeals and its version are answered thousands of times a second: an
+    INFO access line each would cost more than the answer. What Flask answers is logged."""
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/api/v1/appeals" and environ.get("QUERY_STRING") == "bad":
+            environ[o.ENDPOINT_KEY] = "appeal_pages.candidates"  # Flask answered (a 422)
+        start_response("200 OK", [])
+        return [b""]
+
+    wrapped = o.Instrumented(
+        app,
+        {
+            "/api/v1/appeals": "appeals_fastpath",
+            "/api/v1/appeals/version": "appeals_version_fastpath",
+        },
+    )
+    before = count("appeals_fastpath", "2xx"), count("appeals_version_fastpath", "2xx")
+    with caplog.at_level(logging.INFO, logger="donations.access"):
+        for path in ("/api/v1/appeals", "/api/v1/appeals/version"):
+            wrapped({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda *a: None)
+        assert caplog.records == []
+        wrapped(
+            {"PATH_INFO": "/api/v1/appeals", "REQUEST_METHOD": "GET", "QUERY_STRING": "bad"},
+            lambda *a: None,
+        )
+        assert [r.getMessage().split()[:2] for r in caplog.records] == [["GET", "/api/v1/appeals"]]
+    assert count("appeals_fastpath", "2xx") == before[0] + 1
+    assert count("appeals_version_fastpath", "2xx") == before[1] + 1
+
+
 def test_events_counted_by_type():
     def value(t):
         return (

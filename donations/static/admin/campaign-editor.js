@@ -92,13 +92,55 @@
     return { doc, where };
   };
 
+  /* --- errors in plain words ------------------------------------------------------------- */
+  /* Where a field is, in the words `donations campaigns load` prints (the server's
+     donations/admin/campaign_errors.py walks paths the same way and gives the words):
+     "variants.0.amounts.usd.value.one_off.1" → "Variant 1, amounts in USD, one-off, amount 2". */
+  const W = Object.assign({ top: {}, inner: {}, frequencies: {}, quoted: {} }, config.error_words || {});
+  const isIndex = (s) => /^\d+$/.test(s);
+  const describe = (full) => {
+    const parts = full.filter((p) => p !== '_schema'), words = [];
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i], parent = i ? parts[i - 1] : null;
+      if (parent === 'variants' && isIndex(part)) words.splice(-1, 1, 'Variant ' + (+part + 1));
+      else if (parent === 'amounts' || parent === 'translations') {
+        const kind = parts[i + 1];
+        if (kind === 'key') words.push((parent === 'amounts' ? 'currency' : 'language') + ' “' + part + '”');
+        else if (parent === 'amounts') words.splice(-1, 1, 'amounts in ' + part.toUpperCase());
+        else words.splice(-1, 1, 'translation “' + part + '”');
+        if (kind === 'key' || kind === 'value') i++;
+      } else if (isIndex(part)) words.push((parent in W.frequencies ? 'amount ' : 'item ') + (+part + 1));
+      else if (i === 0) words.push(W.top[part] || '“' + part + '”');
+      else if (parent === 'value' && part in W.frequencies) words.push(W.frequencies[part]);
+      else words.push(W.inner[part] || '“' + part + '”');
+    }
+    return words.join(', ');
+  };
+  const plain = (message, full) => {
+    const last = full[full.length - 1];
+    if (message === W.pattern && last === 'key') return full.includes('translations') ? W.language_code : W.currency_code;
+    if (message === W.pattern && last === 'currency') return W.currency_code;
+    const noun = (W.lists || {})[last];
+    let m;
+    if (noun && (m = /^Length must be between (\d+) and (\d+)\.$/.exec(message))) return 'Give ' + m[1] + ' to ' + m[2] + ' ' + noun + '.';
+    if (noun && (m = /^Longer than maximum length (\d+)\.$/.exec(message))) return 'Give at most ' + m[1] + ' ' + noun + '.';
+    Object.keys(W.quoted).forEach((q) => { message = message.split(q).join(W.quoted[q]); });
+    return message.split('`').join('');
+  };
+  const sentence = ([, message, full]) => {
+    const where = describe(full);
+    return (where ? where + ': ' : '') + plain(message, full);
+  };
+
   /* --- errors beside fields ------------------------------------------------------------- */
-  const flatten = (errors, prefix, out) => {
-    if (Array.isArray(errors)) { out.push([prefix, errors.join(' ')]); return out; }
+  /* [the path of the form field, the message, the error's whole path] for every message */
+  const flatten = (errors, prefix, out, full) => {
+    full = full || [];
+    if (Array.isArray(errors)) { errors.forEach((m) => out.push([prefix, String(m), full])); return out; }
     Object.keys(errors || {}).forEach((k) => {
       /* marshmallow reports a dict's bad key or value under "key" / "value" */
       const p = k === 'key' || k === 'value' || k === '_schema' ? prefix : (prefix ? prefix + '.' + k : k);
-      flatten(errors[k], p, out);
+      flatten(errors[k], p, out, full.concat(k));
     });
     return out;
   };
@@ -108,16 +150,12 @@
     summary.hidden = true;
     $('ul', summary).innerHTML = '';
   };
-  const fieldLabel = (el) => {
-    const label = el.id && $('label[for="' + el.id + '"]', form);
-    const legend = el.querySelector && $('legend', el);
-    return (label || legend || {}).textContent || el.getAttribute('data-path') || '';
-  };
   const showErrors = (errors) => {
     clearErrors();
     const { where } = read();
     const items = flatten(errors, '', []);
-    items.forEach(([path, message]) => {
+    items.forEach((item) => {
+      const [path, message, full] = item;
       let p = path, el = where.get(p);
       while (!el && p.includes('.')) { p = p.slice(0, p.lastIndexOf('.')); el = where.get(p); }
       const target = el || form;
@@ -125,7 +163,7 @@
       const note = d.createElement('p');
       note.className = 'field-error';
       note.id = 'err-' + ++uid;
-      note.textContent = message;
+      note.textContent = plain(message, full);
       if (target.matches && target.matches('input,select,textarea')) {
         target.setAttribute('aria-invalid', 'true');
         const by = (target.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
@@ -138,7 +176,7 @@
       }
       const li = d.createElement('li'), a = d.createElement('a');
       a.href = '#' + (target.id || note.id);
-      a.textContent = (el ? fieldLabel(el).trim() + ': ' : '') + message;
+      a.textContent = sentence(item);
       li.appendChild(a);
       $('ul', summary).appendChild(li);
     });
@@ -275,7 +313,7 @@
       if (bad) {
         const errors = flatten((bad.r.data.errors || {}).document || bad.r.data.errors || {}, '', []);
         previewStatus.textContent = bad.r.status === 422
-          ? 'Preview paused until the campaign is valid: ' + errors.map(([p, m]) => (p ? p + ': ' : '') + m).slice(0, 3).join('; ')
+          ? 'Preview paused until the campaign is valid: ' + errors.map(sentence).slice(0, 3).join('; ')
           : 'Preview unavailable (' + (bad.r.data.detail || bad.r.status) + ').';
         previewStatus.className = 'preview-status preview-status--stale';
         return;

@@ -154,8 +154,9 @@
 
   /* --- top articles ---------------------------------------------------------------------- */
   get(config.urls.articles, { from: range.from, to: range.to, limit: 10, currency: cur }).then((body) => {
+    /* A long slug is cut with an ellipsis (CSS) to fit the card; the title holds all of it. */
     const rows = (body.articles || []).map((a) => [
-      a.article, count(a.impressions), count(a.clicks), count(a.contributions), money(a.gross, cur), percent(a.conversion_rate),
+      el('span', { class: 'truncate', title: a.article }, [a.article]), count(a.impressions), count(a.clicks), count(a.contributions), money(a.gross, cur), percent(a.conversion_rate),
     ]);
     fill('articles', rows.length ? table('Top articles', [
       ['Article'], ['Impressions', 1], ['Clicks', 1], ['Contributions', 1], ['Gross', 1], ['Conversion', 1],
