@@ -166,7 +166,10 @@ def palette(accent: str) -> dict[str, str]:
 def _origin(url: str | None) -> str | None:
     if not url:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": not a URL at all
+        return None
     return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
 
 
@@ -177,8 +180,12 @@ def return_url(raw: str | None, settings: Settings) -> str | None:
     url = (raw or "").strip()
     if not url or len(url) > MAX_RETURN_URL or any(ord(c) < 33 for c in url):
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # both raise on a malformed address
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
         return None
     trusted = {
         _origin(settings.newsroom_url),

@@ -194,7 +194,7 @@ def campaigns() -> None:
 
 
 @campaigns.command("load")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 def campaigns_load(file: Any) -> None:
     """Create or replace the campaigns in FILE (one document or a list), all or none.
 
@@ -211,7 +211,8 @@ def campaigns_load(file: Any) -> None:
     from donations.db import Database
 
     try:
-        data = json.load(file)
+        # utf-8-sig: a file saved by an editor that writes a byte-order mark loads too
+        data = json.loads(file.read().decode("utf-8-sig"))
     except ValueError as exc:
         raise click.ClickException(f"{file.name} is not JSON: {exc}") from exc
     documents = data if isinstance(data, list) else [data]

@@ -19,6 +19,7 @@ from donations.db import DatabaseUnavailable, safe_url
 from donations.emulator import LocalStripe, port_open
 from donations.settings import ConfigurationError, Settings
 
+DEMO_NEWSROOM = "The Moscow Times"
 DEMO_CAMPAIGNS = Path(__file__).resolve().parent / "appeals" / "demo_campaigns.json"
 
 
@@ -87,6 +88,8 @@ def run(*, port: int, stripe_port: int | None = None) -> None:
         "STRIPE_EMULATOR": "localstripe",
         "PUBLIC_BASE_URL": base,
     }
+    # One newsroom throughout: the demo article is The Moscow Times', so are checkout and mail.
+    env.setdefault("NEWSROOM_NAME", DEMO_NEWSROOM)
     env.pop("STRIPE_JS_URL", None)
     try:
         settings = Settings.from_env(env)

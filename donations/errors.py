@@ -153,8 +153,8 @@ def register(app: Flask) -> None:
         # The edge's rule (donations.edge): control characters, depth, length.
         status = exc.code or 400
         title = "Invalid request" if status == 422 else "Bad Request"
-        if _wants_page():
-            return _page(status, title, exc.description, {})
+        if _wants_page():  # a person: the page's words in their language, not the field list
+            return _page(status, title, None, {})
         return problem(status, title, exc.description, errors=exc.errors)
 
     @app.errorhandler(RateLimitExceeded)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from email.headerregistry import Address
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -210,7 +211,13 @@ class Settings:
             smtp_username=get("SMTP_USERNAME", None),
             smtp_password=get("SMTP_PASSWORD", None),
             smtp_starttls=(get("SMTP_STARTTLS", "") or "").lower() in ("1", "true", "yes"),
-            mail_from=get("MAIL_FROM", None) or "Reader revenue <donations@localhost>",
+            # The newsroom's name as the sender's, unless MAIL_FROM says otherwise.
+            mail_from=get("MAIL_FROM", None)
+            or str(
+                Address(
+                    get("NEWSROOM_NAME", None) or cls.newsroom_name, addr_spec="donations@localhost"
+                )
+            ),
             outbox_path=Path(p) if (p := get("DONATIONS_OUTBOX_PATH", None)) else None,
             newsroom_name=get("NEWSROOM_NAME", None) or "Independent Newsroom",
             newsroom_address=get("NEWSROOM_ADDRESS", None) or "",

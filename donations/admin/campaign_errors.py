@@ -75,9 +75,17 @@ LIST_NOUNS = {
 }
 BETWEEN = re.compile(r"^Length must be between (\d+) and (\d+)\.$")
 AT_MOST = re.compile(r"^Longer than maximum length (\d+)\.$")
+# marshmallow's whole messages that say how rather than what: said the way an editor writes.
+WHEN = "Use a date and time with its time zone, such as 2026-12-01T00:00:00Z."
+REWORDED = {
+    "Not a valid aware datetime.": WHEN,
+    "Not a valid datetime.": WHEN,
+    "Invalid input type.": "Not the right kind of value here (a list, an object or text).",
+}
 
 # What the editor's script needs to say the same (static/admin/campaign-editor.js).
 EDITOR_WORDS = {
+    "reworded": REWORDED,
     "lists": LIST_NOUNS,
     "top": TOP,
     "inner": INNER,
@@ -127,6 +135,10 @@ def describe(path: Sequence[str | int]) -> str:
 def plain_message(message: str, path: Sequence[str | int] = ()) -> str:
     """The message with quoted field names in words, and a pattern named by what it wants."""
     parts = [str(p) for p in path]
+    if message == "Invalid input type." and parts in ([], ["_schema"]):
+        return "A campaign is a JSON object, with an id, a name, variants and the rest."
+    if message in REWORDED:
+        return REWORDED[message]
     if message == PATTERN:
         if parts[-1:] == ["key"] and "translations" in parts:
             return LANGUAGE_CODE

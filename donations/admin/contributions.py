@@ -68,15 +68,17 @@ def _list_args(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The list's query read by the JSON API's schema: (valid arguments, errors). A bad field
     is reported and left out; the others still filter."""
     schema = ContributionsQuery()
-    try:
-        return schema.load(raw), {}
-    except ValidationError as exc:
-        errors = exc.normalized_messages()
-    bad = set(errors) | ({"from", "to"} if "_schema" in errors else set())
-    try:
-        return schema.load({k: v for k, v in raw.items() if k not in bad}), errors
-    except ValidationError:
-        return schema.load({}), errors
+    errors: dict[str, Any] = {}
+    # marshmallow checks the dates' order only once every field is valid: load again without
+    # the bad fields until what is left holds, gathering every error on the way.
+    for _ in range(3):
+        bad = set(errors) | ({"from", "to"} if "_schema" in errors else set())
+        try:
+            return schema.load({k: v for k, v in raw.items() if k not in bad}), errors
+        except ValidationError as exc:
+            for field, messages in exc.normalized_messages().items():
+                errors.setdefault(field, messages)
+    return schema.load({}), errors
 
 
 @pages.get("/contributions", endpoint="contributions")

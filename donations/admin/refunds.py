@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from donations.admin import audit
+from donations.admin.formatting import money
 from donations.checkout.models import Contribution
 from donations.db import Database
+from donations.ledger.models import JournalEntry
 from donations.stripe import StripeGateway
 from donations.stripe.facts import Refund
 
@@ -48,10 +51,40 @@ class Refundable:
     refunded: int
     payment_intent_id: str | None
     charge_id: str | None
+    pending: int = 0  # asked of Stripe here, not yet in the books (their events still to come)
 
     @property
     def left(self) -> int:
-        return max(0, self.total - self.refunded)
+        return max(0, self.total - self.refunded - self.pending)
+
+
+def pending_refunds(session: Session, contribution_id: str) -> int:
+    """What staff asked Stripe to refund here that the books do not hold yet: the audited
+    requests whose refund no journal entry names (Stripe's events about it are on their way;
+    one that failed at once is left out)."""
+    asked: dict[str, int] = {}
+    for entry in audit.recent(
+        session, limit=500, target_type="contribution", target_id=contribution_id
+    ):
+        after = entry.after or {}
+        if entry.action == AUDIT_ACTION and after.get("refund_status") not in (
+            "failed",
+            "canceled",
+        ):
+            refund_id, amount = after.get("refund"), after.get("amount")
+            if isinstance(refund_id, str) and isinstance(amount, int):
+                asked[refund_id] = amount
+    if not asked:
+        return 0
+    booked = set(
+        session.scalars(
+            select(JournalEntry.stripe_object_id).where(
+                JournalEntry.contribution_id == contribution_id,
+                JournalEntry.stripe_object_id.in_(list(asked)),
+            )
+        )
+    )
+    return sum(amount for refund_id, amount in asked.items() if refund_id not in booked)
 
 
 def refundable(session: Session, contribution_id: str) -> Refundable:
@@ -71,6 +104,12 @@ def refundable(session: Session, contribution_id: str) -> Refundable:
         )
     if c.status == "refunded" or c.refunded_amount >= c.total:
         raise RefundRefused("This contribution has already been fully refunded.")
+    pending = pending_refunds(session, c.id)
+    if c.refunded_amount + pending >= c.total:
+        raise RefundRefused(
+            "Refunds of all of this contribution have already been asked for; Stripe's "
+            "confirmation is on its way."
+        )
     if not c.stripe_payment_intent_id and not c.stripe_charge_id:
         raise RefundRefused("Stripe has no payment on record for this contribution.")
     return Refundable(
@@ -81,6 +120,7 @@ def refundable(session: Session, contribution_id: str) -> Refundable:
         c.refunded_amount,
         c.stripe_payment_intent_id,
         c.stripe_charge_id,
+        pending,
     )
 
 
@@ -93,8 +133,7 @@ def amount_to_refund(found: Refundable, amount: int | None) -> int:
         raise RefundRefused("The amount to refund must be more than zero.", "amount")
     if amount > found.left:
         raise RefundRefused(
-            f"That is more than is left to refund ({found.left} in minor units of "
-            f"{found.currency.upper()}).",
+            f"That is more than is left to refund ({money(found.left, found.currency)}).",
             "amount",
         )
     return amount

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,13 @@ NAV: list[tuple[str, str]] = []
 @pages.app_template_filter("iso")
 def iso(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@pages.app_template_filter("readable_json")
+def readable_json(value: Any) -> str:
+    """A record as people read it: indented, its text as written (no \\u2019 or \\u003c
+    escapes; Jinja escapes the HTML when it is shown)."""
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True, default=str)
 
 
 @pages.context_processor

@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from donations.appeals.service import InvalidInput, answer_appeal
 from donations.errors import problem
+from donations.i18n import DEFAULT_LANGUAGE, supported
 from donations.money import exponent
 from donations.money import format_money as money_for
 from donations.paths import PACKAGE, STATIC
@@ -254,5 +255,8 @@ def demo_article() -> str:
         "article_id": article_id,
         "section": DEMO_SECTION,
         "tags": ",".join(DEMO_TAGS),
+        # The page's language for the widget (`?lang=ru` shows the appeals a Russian page
+        # gets); the article itself is the English original.
+        "lang": supported(request.args.get("lang")) or DEFAULT_LANGUAGE,
     }
     return render_template("demo_article.html", **context)

@@ -363,6 +363,7 @@ def checkout_strings() -> dict[str, str]:
         "email_invalid": _("Please enter a valid email address, like name@example.org."),
         "name_invalid": _("Please shorten your name to 200 characters or fewer."),
         "card_missing": _("Please enter your card details."),
+        "card_incomplete": _("Your card details look incomplete. Please check them."),
         "card_unusable": _("Your card could not be used. Please check the details and try again."),
         "card_not_loaded": _(
             "The card form could not be loaded. Please check your connection and reload the page."

@@ -41,7 +41,7 @@ class RangeQuery(Schema):
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
         start, end = data.get("from_"), data.get("to")
         if start and end and start > end:
-            raise ValidationError("Must not be after `to`.", "from")
+            raise ValidationError("The start date must not be after the end date.", "from")
         if start and end and (end - start).days > MAX_RANGE_DAYS:
             raise ValidationError(f"The range may span at most {MAX_RANGE_DAYS} days.", "from")
 

@@ -99,21 +99,24 @@
   /**
    * What the reader typed, in major units, as integer minor units (or {error}).
    * Accepts "25", "25.5", "25,50", "1,000", "1 000.00", "1.000,50"; never parses through a
-   * float.
+   * float. The page's decimal sign is always the decimal point (English ".", Russian ","): the
+   * other sign followed by exactly three digits groups thousands ("1,000" in English, "1.000"
+   * in Russian), so "2,505" on a Russian page is 2.505 (refused for usd), never 2505.
    */
   function parseMajor(text, exp) {
     var s = String(text).replace(/[\s\u00a0\u202f'_]/g, '');
     if (s === '') return { empty: true };
     if (/^\.\d/.test(s)) s = '0' + s;  // ".5"
     var intPart, fracPart = '';
-    var simple = /^(\d+)(?:[.,](\d*))?$/.exec(s);
+    var group = decimalSign() === ',' ? '.' : ',';
+    var simple = /^(\d+)(?:([.,])(\d*))?$/.exec(s);
     var grouped = /^(\d{1,3}([.,])\d{3}(?:\2\d{3})*)(?:([.,])(\d*))?$/.exec(s);
     if (simple) {
       intPart = simple[1];
-      fracPart = simple[2] || '';
-      // "1,000" in a currency with fewer than 3 decimals: a thousands separator. A single dot
-      // is always the decimal point ("2.505" is refused for usd rather than read as 2505).
-      if (s.indexOf(',') >= 0 && fracPart.length === 3 && exp < 3) {
+      fracPart = simple[3] || '';
+      // "1,000" (English) in a currency with fewer than 3 decimals: a thousands separator.
+      // The page's own decimal sign never is ("2.505" is refused for usd, not read as 2505).
+      if (simple[2] === group && fracPart.length === 3 && exp < 3) {
         intPart += fracPart;
         fracPart = '';
       }
@@ -134,7 +137,7 @@
     return { minor: Number(minor) };
   }
 
-  function example(exp) { return exp === 0 ? '1500' : exp === 3 ? '25.000' : '25.00'; }
+  function example(exp) { return exp === 0 ? '1500' : '25' + decimalSign() + (exp === 3 ? '000' : '00'); }
 
   function locale() { return config.lang || document.documentElement.lang || undefined; }
 
@@ -414,7 +417,8 @@
         // Stripe.js says whether the field is empty; a change without details (the emulator's
         // fake) means something was typed.
         cardEmpty = event && typeof event.empty === 'boolean' ? event.empty : false;
-        setFieldError(el.card, el.cardError, event && event.error ? event.error.message : '');
+        setFieldError(el.card, el.cardError, event && event.error
+          ? (PROVIDER_WORDS ? event.error.message : t('card_incomplete')) : '');
       });
     } catch (e) {
       stripe = null;
@@ -494,8 +498,12 @@
     return messages;
   }
 
+  /** What Stripe.js said about the card, in the page's words: an English page shows Stripe's
+   * own message; another language ours (Stripe's may be English, e.g. a decline). */
   function stripeMessage(error) {
-    return (error && error.message) || t('card_unusable');
+    if (PROVIDER_WORDS && error && error.message) return error.message;
+    if (error && (error.code === 'card_declined' || error.decline_code)) return t('declined');
+    return t('card_unusable');
   }
 
   function thankYou(id) {

@@ -219,19 +219,24 @@ def test_the_prefilled_query_appears_in_the_form_and_the_attribution_is_recorded
 
 
 @pytest.mark.parametrize(
-    ("currency", "typed", "minor"),
+    ("lang", "currency", "typed", "minor"),
     [
-        ("usd", "25.5", 2550),
-        ("usd", "1,000", 100000),
-        ("eur", "19,99", 1999),
-        ("gbp", "7", 700),
-        ("jpy", "1,500", 1500),
+        ("en", "usd", "25.5", 2550),
+        ("en", "usd", "1,000", 100000),
+        ("en", "eur", "19,99", 1999),
+        ("en", "gbp", "7", 700),
+        ("en", "jpy", "1,500", 1500),
+        # Russian writes a decimal comma and may group thousands with a dot.
+        ("ru", "usd", "2,5", 250),
+        ("ru", "usd", "1.000", 100000),
+        ("ru", "usd", "1 000,50", 100050),
+        ("ru", "eur", "19.99", 1999),  # a dot not followed by three digits: a decimal point
     ],
 )
 def test_a_typed_amount_becomes_exact_minor_units_and_the_fee_matches_the_server(
-    page, live_server, settings, currency, typed, minor
+    page, live_server, settings, lang, currency, typed, minor
 ):
-    open_contribute(page, live_server, currency=currency, frequency="one_off")
+    open_contribute(page, live_server, currency=currency, frequency="one_off", lang=lang)
     page.fill("#custom-amount", typed)
     page.check("#cover-fees")
     total, fee = settings.currencies[currency].charge_for(minor, True)
@@ -253,6 +258,21 @@ def test_amounts_outside_the_limits_and_a_missing_email_are_explained_before_any
     page.fill("#custom-amount", "2.505")
     page.click("#submit")
     errors.filter(has_text="decimal").wait_for()
+    assert rows(database) == []
+
+
+def test_a_russian_decimal_comma_is_never_read_as_thousands(page, live_server, database):
+    """"2,505" on a Russian page is 2.505 dollars (three decimals: refused), not $2,505."""
+    open_contribute(page, live_server, currency="usd", frequency="one_off", lang="ru")
+    page.fill("#email", "comma@example.org")
+    page.fill("#custom-amount", "2,505")
+    page.click("#submit")
+    page.locator("#amount-error").filter(has_text="2").wait_for()
+    assert page.get_attribute("#custom-amount", "aria-invalid") == "true"
+    assert "2\u00a0505" not in page.inner_text("#submit")
+    page.fill("#custom-amount", "abc")
+    page.click("#submit")
+    page.locator("#amount-error").filter(has_text="25,00").wait_for()  # the example, in Russian
     assert rows(database) == []
 
 

@@ -137,3 +137,20 @@ def test_a_russian_browser_gets_russian_pages_without_any_link(browser, live_ser
         assert pg.inner_text("#submit-label") == "Поддержать: 19,99\xa0€"
     finally:
         context.close()
+
+
+def test_a_declined_card_is_explained_in_russian(page, live_server):
+    """Stripe's own messages are English (the emulator's, and a decline's): a Russian page
+    says it in its own words, for a saved card's decline and for details it cannot read."""
+    query = {"amount": "1000", "currency": "usd", "frequency": "monthly", "lang": "ru"}
+    page.goto(f"{live_server.url}/contribute?{urlencode(query)}")
+    page.wait_for_selector("#card-element input[placeholder=number]")
+    page.fill("#email", "declined-ru@example.org")
+    fill_card(page, "4000000000000002")  # declined when the monthly gift's card is saved
+    page.click("#submit")
+    page.locator("#form-errors").filter(has_text="Ваша карта отклонена.").wait_for()
+    assert "declined" not in page.inner_text("#form-errors").lower()
+    fill_card(page, "1234")  # incomplete details
+    page.click("#submit")
+    page.locator("#card-error").filter(has_text="Не удалось использовать карту.").wait_for()
+    assert "card" not in page.inner_text("#card-error").lower()

@@ -838,6 +838,7 @@ def test_the_account_speaks_russian_with_russian_money_dates_and_plurals(monthly
     assert "Выписка о пожертвованиях" in statement
     receipt = api.get(f"/account/receipts/{monthly.id}").text
     assert "Квитанция" in receipt and "Всего списано" in receipt and "10,00\xa0$" in receipt
+    assert "<dt>Плательщик</dt>" in receipt  # who gave ("From" of a receipt, not of a date)
     # A change the donor makes is answered, and emailed, in the page's language.
     csrf = csrf_of(page)
     sub = sub_of(monthly, database)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -427,6 +428,10 @@ def test_campaign_and_token_changes_are_audited_with_before_and_after(api, datab
         assert len(s.scalars(select(AuditEntry)).all()) == 4
     page = editor.get(f"{api.base}/admin/audit")
     assert page.status_code == 200 and "campaign.update" in page.text
+    # The records read as written: no \uXXXX escapes (the body has <p> tags).
+    assert "\\u20" not in page.text and "\\u003c" not in page.text
+    heading = doc["variants"][0]["heading"]
+    assert html.escape(heading, quote=True) in page.text or heading in page.text
 
 
 def test_a_change_that_fails_validation_leaves_no_audit_entry(api, database, editor):

@@ -281,7 +281,8 @@ def test_the_list_pages_by_keyset_and_keeps_its_filters(viewer: Browser, databas
     ("query", "said", "left"),
     [
         ("from=2026-02-30", "Not a valid date.", 6),
-        ("from=2026-03-05&to=2026-03-01", "Must not be after", 1),  # `to` still holds
+        # `to` still holds
+        ("from=2026-03-05&to=2026-03-01", "The start date must not be after the end date.", 1),
         ("status=lost", "Must be one of", 6),
         ("frequency=weekly", "Must be one of", 6),
         ("currency=dollars", "Not an ISO 4217 code.", 6),
@@ -296,6 +297,16 @@ def test_bad_filters_are_explained_on_the_page_not_a_crash(viewer, seeded, query
     assert page.status_code == 200
     assert said in html.unescape(page.text)
     assert len(listed(page)) == left  # the bad filter is left out; the others still hold
+
+
+def test_every_bad_filter_is_explained_at_once(viewer, seeded):
+    """A bad status does not hide that the dates are the wrong way round (marshmallow checks
+    their order only once every field is valid)."""
+    page = html.unescape(
+        viewer.get("/admin/contributions?status=bogus&from=2026-03-05&to=2026-03-01").text
+    )
+    assert "Must be one of" in page
+    assert "The start date must not be after the end date." in page
 
 
 def test_the_api_list_takes_the_same_new_filters(api, database, seeded) -> None:
@@ -554,6 +565,34 @@ def test_the_api_refunds_the_rest_then_refuses_without_calling_stripe(endive: En
     assert len(stripe_calls(endive)) == before
 
 
+def test_refunds_asked_for_but_not_yet_booked_count_against_what_is_left(
+    endive: Endive, staff: Browser
+) -> None:
+    """Before Stripe's events arrive, what is left is the total less the books' refunds and
+    the refunds asked for here: no second full refund is offered or asked of Stripe."""
+    cid = endive.give(1000)
+    endive.deliver()
+    http = bearer(endive.database, "editor")
+    url = f"{endive.api.base}/api/v1/admin/contributions/{cid}/refund"
+    assert http.post(url, json={"amount": 250}, timeout=10).status_code == 202
+    assert endive.row(cid).refunded_amount == 0  # nothing booked yet
+    assert "Left to refund: $7.50" in page_text(staff.get(f"/admin/contributions/{cid}"))
+    before = len(stripe_calls(endive))
+    over = http.post(url, json={"amount": 1000}, timeout=10)
+    assert over.status_code == 422
+    assert "more than is left to refund ($7.50)" in over.json()["errors"]["amount"][0]
+    assert len(stripe_calls(endive)) == before
+    rest = http.post(url, json={}, timeout=10)
+    assert rest.status_code == 202 and rest.json()["amount"] == 750
+    again = http.post(url, json={}, timeout=10)
+    assert again.status_code == 409 and "already been asked for" in again.json()["detail"]
+    assert "Refund $10.00" not in staff.get(f"/admin/contributions/{cid}").text
+    endive.deliver()  # Stripe's events: the books now hold both refunds
+    c = endive.row(cid)
+    assert (c.status, c.refunded_amount) == ("refunded", 1000)
+    endive.assert_books_match_stripe()
+
+
 def test_a_renewal_is_refunded_through_its_charges_payment_intent(endive: Endive) -> None:
     cid = endive.give(1500, frequency="monthly")
     endive.standin.renew(endive.row(cid).stripe_subscription_id)
@@ -585,9 +624,7 @@ def test_stripes_refusal_is_shown_with_its_own_message(endive: Endive, staff: Br
     shown = html.unescape(staff.get(answer.headers["Location"]).text)
     assert "Stripe did not refund it: " in shown and "charged back" in shown
     http = bearer(endive.database, "editor")
-    r = http.post(
-        f"{endive.api.base}/api/v1/admin/contributions/{cid}/refund", json={}, timeout=10
-    )
+    r = http.post(f"{endive.api.base}/api/v1/admin/contributions/{cid}/refund", json={}, timeout=10)
     assert r.status_code == 502 and "charged back" in r.json()["detail"]
     with endive.database.sessions() as s:  # nothing was refunded: nothing audited
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == 0

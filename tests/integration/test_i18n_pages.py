@@ -259,6 +259,7 @@ def test_the_thank_you_page_links_back_to_the_article_the_reader_came_from(api, 
         "data:text/html,hi",
         "https://evil.example/phish",
         "//evil.example/x",
+        "http://[::1",
     ],
 )
 def test_a_link_back_elsewhere_is_never_shown_the_newsrooms_home_is(api, settings, url):
@@ -296,6 +297,19 @@ def test_the_404_page_is_laid_out_like_the_others_in_the_readers_language(api):
     assert problem.headers["Content-Type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("query", ["name=%00", "name=" + "x" * 10_001])
+def test_refused_input_is_a_page_in_the_readers_language(api, query):
+    """A control character or an over-long parameter on a page: the reader's 400 page, in
+    their words (the field-by-field problem is for API clients)."""
+    browser = fresh(api)
+    r = get(browser, api, f"/contribute?lang=ru&{query}", **HTML)
+    assert r.status_code == 400 and r.headers["Content-Type"].startswith("text/html")
+    assert "<h1>Неверный запрос</h1>" in r.text
+    assert "not allowed" not in r.text and "characters" not in r.text
+    english = get(browser, api, f"/contribute?lang=en&{query}", **HTML)
+    assert "Something in the address or the form was not right." in english.text
+
+
 def test_an_unexpected_error_is_a_page_for_a_browser_and_a_problem_for_a_client(settings, database):
     app = create_app(settings, database=database)
     try:
@@ -314,3 +328,27 @@ def test_an_unexpected_error_is_a_page_for_a_browser_and_a_problem_for_a_client(
         assert problem.status_code == 500 and problem.mimetype == "application/problem+json"
     finally:
         close_app(app)
+
+
+def test_the_demo_article_carries_the_brand_and_asks_in_the_chosen_language(api, settings):
+    """The demo is one newsroom (the brand's name in its masthead, as on checkout) and
+    `?lang=ru` shows what a Russian page's widget gets (unknown languages: English)."""
+    page = fresh(api).get(f"{api.base}/demo/article?lang=ru", timeout=10).text
+    assert f'class="masthead__name" href="/demo/article">{settings.newsroom_name}</a>' in page
+    assert page.count('data-lang="ru"') == 3
+    assert (
+        fresh(api).get(f"{api.base}/demo/article?lang=xx", timeout=10).text.count('data-lang="en"')
+        == 3
+    )
+
+
+def test_the_demo_campaigns_speak_russian_on_a_russian_page(api, database):
+    """Every demo variant has a Russian translation: a Russian reader of the demo sees no
+    English appeal copy (the demo seeds these campaigns)."""
+    from donations.demo import DEMO_CAMPAIGNS
+
+    for doc in json.loads(DEMO_CAMPAIGNS.read_text(encoding="utf-8")):
+        for variant in doc["variants"]:
+            ru = variant["translations"]["ru"]
+            assert {"heading", "body_html", "cta_label"} <= set(ru)
+            assert re.search("[а-яА-Я]", ru["heading"] + ru["cta_label"]), variant["id"]

@@ -138,6 +138,8 @@ def test_the_favicon_is_an_ico_holding_a_png():
         ("/news/a", False),
         ("https://www.themoscowtimes.example/a b", False),
         ("https://www.themoscowtimes.example/" + "a" * 2000, False),
+        ("http://[::1", False),  # not a URL: urlsplit raises
+        ("https://www.themoscowtimes.example:99999/a", False),  # a port out of range
         ("", False),
         (None, False),
     ],

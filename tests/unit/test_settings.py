@@ -103,3 +103,11 @@ def test_postgres_urls_in_herokus_spelling_are_read_as_postgresql():
     assert settings.database_url == "postgresql://u:p@db.example:5432/donations"
     assert make_engine(settings.database_url).dialect.name == "postgresql"
     assert make_engine("postgres://u:p@db.example/d").dialect.driver == "psycopg"
+
+
+def test_email_comes_from_the_newsroom_unless_mail_from_says_otherwise():
+    assert Settings.from_env({}).mail_from == "Independent Newsroom <donations@localhost>"
+    named = Settings.from_env({"NEWSROOM_NAME": 'Новая, "Газета"'})
+    assert named.mail_from == '"Новая, \\"Газета\\"" <donations@localhost>'
+    chosen = Settings.from_env({"NEWSROOM_NAME": "X", "MAIL_FROM": "News <news@example.org>"})
+    assert chosen.mail_from == "News <news@example.org>"

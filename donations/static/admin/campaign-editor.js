@@ -118,6 +118,7 @@
   };
   const plain = (message, full) => {
     const last = full[full.length - 1];
+    if ((W.reworded || {})[message]) return W.reworded[message];
     if (message === W.pattern && last === 'key') return full.includes('translations') ? W.language_code : W.currency_code;
     if (message === W.pattern && last === 'currency') return W.currency_code;
     const noun = (W.lists || {})[last];
