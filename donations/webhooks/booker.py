@@ -6,7 +6,9 @@ short transaction by pushing their `next_attempt_at` a lease ahead (PostgreSQL s
 serialises claims). For each it gathers what Stripe says (no transaction open: a slow Stripe
 holds no database lock), then books it in one transaction that first re-reads the row, so an
 event is booked once even if a lease ran out. A booker that dies mid-batch leaves its events
-to be claimed again when the lease ends; booking is idempotent, so that is safe.
+to be claimed again when the lease ends; booking is idempotent, so that is safe. A booker
+that lost the database mid-batch (a restart) could not even record the failure: it keeps the
+ids it holds and gives their leases back at its next pass, so they wait seconds, not the lease.
 
 When Stripe cannot be asked, or the database or a bug fails the booking, `attempts` grows,
 `last_error` keeps a short reason and the event waits `min(2**attempts × 5 s, 1 h)`; after
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from donations import observability
@@ -131,6 +135,10 @@ class WebhookBooker(BackgroundLoop):
         self.gateway = gateway
         self.mail = mail  # the sender that sends the receipts this booker queues
         self.concurrency = concurrency
+        # Events this booker claimed but could not book nor record as failed (the database
+        # was gone): their leases are given back at the next pass that reaches the database.
+        self._held: set[str] = set()
+        self._held_lock = threading.Lock()
 
     def work(self) -> BookReport:
         return self.book_due()
@@ -139,6 +147,7 @@ class WebhookBooker(BackgroundLoop):
         """Book everything due now (or up to `limit` events); answers what happened."""
         report = BookReport()
         handled = 0
+        self._give_back(now or utcnow())
         while limit is None or handled < limit:
             batch = BATCH if limit is None else min(BATCH, limit - handled)
             with self.db.transaction() as session:
@@ -156,8 +165,41 @@ class WebhookBooker(BackgroundLoop):
                 break
         return report
 
+    def _give_back(self, now: datetime) -> None:
+        """Make the events this booker still holds due again (the database is back)."""
+        with self._held_lock:
+            held = list(self._held)
+        if not held:
+            return
+        try:
+            with self.db.transaction() as session:
+                session.execute(
+                    update(StripeEvent)
+                    .where(StripeEvent.id.in_(held), StripeEvent.status == PENDING)
+                    .values(next_attempt_at=now)
+                )
+        except DBAPIError as exc:
+            log.warning(
+                "webhook booker: %d held event(s) wait for the database: %s", len(held), exc
+            )
+            return
+        with self._held_lock:
+            self._held.difference_update(held)
+        log.info("webhook booker: %d held event(s) due again", len(held))
+
     def book_one(self, event_id: str) -> str:
         """Gather and book one claimed event: "booked" | "deferred" | "dead" | "skipped"."""
+        try:
+            return self._book_one(event_id)
+        except DBAPIError as exc:
+            # The database went away (even recording the failure failed): keep the lease in
+            # mind and give it back at the next pass rather than leave the event for LEASE.
+            with self._held_lock:
+                self._held.add(event_id)
+            log.warning("webhook %s: the database is unavailable, retried soon: %s", event_id, exc)
+            return "deferred"
+
+    def _book_one(self, event_id: str) -> str:
         with self.db.sessions() as session:
             row = session.get(StripeEvent, event_id)
             if row is None or row.status != PENDING or row.payload is None:

@@ -324,6 +324,71 @@ def test_a_database_failure_while_booking_leaves_the_event_waiting_and_books_it_
     assert row(database, c.id).status == "refunded"
 
 
+def test_a_booker_that_loses_the_database_gives_its_lease_back_when_it_returns(
+    api, database, stripe_client, app, monkeypatch
+):
+    """The database gone mid-booking (a restart): even the failure cannot be recorded. The
+    event is not left leased for minutes: the booker's next pass makes it due and books it."""
+    from datetime import timedelta
+
+    from donations.db import utcnow
+    from donations.webhooks import booker as booker_mod
+
+    c = paid_one_off(api, database, amount=2100)
+    stripe_client.v1.refunds.create(params={"payment_intent": c.stripe_payment_intent_id})
+    event = refund_event(stripe_client, c.stripe_charge_id)
+    # Stored as the endpoint stores it, but due only in the test's future, so that the app's
+    # own booker thread never takes it: this booker, asked with that future `now`, does.
+    later = utcnow() + timedelta(days=2)
+    with database.transaction() as s:
+        s.add(
+            StripeEvent(
+                id=event["id"],
+                type=event["type"],
+                created=utcnow(),
+                status="pending",
+                payload=json.dumps(event),
+                next_attempt_at=later - timedelta(days=1),
+            )
+        )
+    services = app.extensions["donations"]
+    mine = booker_mod.WebhookBooker(database, services.booker.gateway, concurrency=1)
+    me = threading.get_ident()
+    down = threading.Event()
+    claim = booker_mod.claim_due
+
+    def claim_then_lose_the_database(*args, **kwargs):
+        ids = claim(*args, **kwargs)
+        if ids:
+            down.set()
+        return ids
+
+    def refuse(conn, cursor, statement, params, context, executemany):
+        if down.is_set() and threading.get_ident() == me:
+            raise database.engine.dialect.loaded_dbapi.OperationalError("server closed (test)")
+
+    monkeypatch.setattr(booker_mod, "claim_due", claim_then_lose_the_database)
+    sa_event.listen(database.engine, "before_cursor_execute", refuse)
+    try:
+        report = mine.book_due(now=later)
+    finally:
+        sa_event.remove(database.engine, "before_cursor_execute", refuse)
+        monkeypatch.setattr(booker_mod, "claim_due", claim)
+    assert (report.booked, report.deferred) == (0, 1)
+    held = inbox_row(database, event["id"])
+    # Nothing could be written: still pending, no attempt counted, leased past `later`.
+    assert (held.status, held.attempts) == ("pending", 0)
+    assert held.next_attempt_at > later
+    assert entries(database, kind=a.REFUND) == []
+
+    report = mine.book_due(now=later)  # the database is back: the lease is given back
+    assert report.booked == 1
+    assert inbox_row(database, event["id"]).status == "booked"
+    assert len(entries(database, kind=a.REFUND)) == 1
+    assert row(database, c.id).status == "refunded"
+    mine.close()
+
+
 def test_an_unreachable_stripe_never_answers_5xx_events_wait_then_die_then_retry(
     api, database, settings, migrated_url, app
 ):
