@@ -7,6 +7,7 @@ service functions take a Session, may flush, and never commit.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
 import secrets
 from collections.abc import Iterator
@@ -104,15 +105,19 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         # Take the write lock when the transaction starts, so two writers queue on
-        # busy_timeout instead of failing to upgrade a read lock (SQLAlchemy's pysqlite recipe).
+        # busy_timeout instead of failing to upgrade a read lock (SQLAlchemy's pysqlite recipe);
+        # but a transaction that mostly reads while it waits on Stripe begins deferred.
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if _DEFERRED.get() else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+_DEFERRED: contextvars.ContextVar[bool] = contextvars.ContextVar("sqlite_deferred", default=False)
 
 
 class Database:
@@ -128,10 +133,19 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any exception."""
-        with self.sessions() as session, session.begin():
-            yield session
+    def transaction(self, *, reads_first: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception.
+
+        `reads_first`: on SQLite, begin deferred: no write lock until the first write, so a
+        transaction that reads, waits on Stripe and rarely writes does not stop every other
+        writer meanwhile (a late write may then fail as busy: only for such transactions).
+        PostgreSQL locks rows, not the database: nothing changes there."""
+        token = _DEFERRED.set(reads_first)
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            _DEFERRED.reset(token)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,6 +1,7 @@
 """Checkout use cases: start a contribution, confirm a one-off payment, start a subscription.
 
-Each takes a Session and the Stripe gateway, may flush, and never commits. A contribution's
+Each takes a Session and the Stripe gateway, may flush, and never commits (but
+`start_contribution`, which asks Stripe before it opens its own transaction). A contribution's
 status is never set here: only webhooks (or reconciliation) move it.
 """
 
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from donations.checkout.models import INTERVALS, Contribution, Donor, Subscription
-from donations.db import new_id
+from donations.db import Database, new_id
 from donations.money import CurrencyRule
 from donations.stripe import PaymentDeclined, StripeGateway
 from donations.stripe.facts import PaymentIntent
@@ -68,7 +69,7 @@ def donor_for_email(session: Session, email: str, name: str | None) -> Donor:
 
 
 def start_contribution(
-    session: Session,
+    db: Database,
     gateway: StripeGateway,
     rule: CurrencyRule,
     *,
@@ -82,11 +83,12 @@ def start_contribution(
 ) -> Started:
     """Create the contribution and its Stripe intent (PaymentIntent one-off, else SetupIntent).
 
-    The Stripe call comes after the row is flushed and before the commit: if Stripe fails,
-    the transaction rolls back and nothing is left half-made.
+    Stripe is asked first, with no transaction open (SQLite's one write lock is not held
+    through a Stripe round trip), then the contribution is stored with its intent in one
+    transaction: if Stripe fails nothing is stored; if the database fails, Stripe keeps an
+    intent nobody can confirm (its client secret was never answered).
     """
     total, fee_covered = rule.charge_for(amount, cover_fees)
-    donor = donor_for_email(session, email, name)
     contribution = Contribution(
         id=new_id("ctb"),
         status="pending",
@@ -95,20 +97,22 @@ def start_contribution(
         amount=amount,
         fee_covered=fee_covered,
         total=total,
-        donor_id=donor.id,
         lang=lang or None,
         **{k: (attribution or {}).get(k) or None for k in ATTRIBUTION_FIELDS},
     )
-    session.add(contribution)
-    session.flush()
     metadata = stripe_metadata(contribution)
     if frequency == "one_off":
         pi = gateway.create_payment_intent(total, rule.code, metadata)
         contribution.stripe_payment_intent_id = pi.id
-        return Started(contribution, "payment_intent", pi.client_secret)
-    seti = gateway.create_setup_intent(metadata)
-    contribution.stripe_setup_intent_id = seti.id
-    return Started(contribution, "setup_intent", seti.client_secret)
+        started = Started(contribution, "payment_intent", pi.client_secret)
+    else:
+        seti = gateway.create_setup_intent(metadata)
+        contribution.stripe_setup_intent_id = seti.id
+        started = Started(contribution, "setup_intent", seti.client_secret)
+    with db.transaction() as session:
+        contribution.donor_id = donor_for_email(session, email, name).id
+        session.add(contribution)
+    return started
 
 
 def get_contribution(session: Session, contribution_id: str, *, lock: bool = False) -> Contribution:

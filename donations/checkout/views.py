@@ -154,19 +154,18 @@ class Contributions(MethodView):
         refused = _human_check(data.get("captcha_token"))
         if refused is not None:
             return refused
-        with s.db.transaction() as session:
-            started = service.start_contribution(
-                session,
-                s.gateway,
-                s.settings.currencies[data["currency"]],
-                amount=data["amount"],
-                frequency=data["frequency"],
-                email=data["email"],
-                name=data.get("name"),
-                cover_fees=data["cover_fees"],
-                attribution=data.get("attribution") or {},
-                lang=data.get("lang"),
-            )
+        started = service.start_contribution(
+            s.db,
+            s.gateway,
+            s.settings.currencies[data["currency"]],
+            amount=data["amount"],
+            frequency=data["frequency"],
+            email=data["email"],
+            name=data.get("name"),
+            cover_fees=data["cover_fees"],
+            attribution=data.get("attribution") or {},
+            lang=data.get("lang"),
+        )
         _give_payer_cookie(started.contribution.id)
         return {
             "contribution": started.contribution,
@@ -239,7 +238,7 @@ class ConfirmPayment(MethodView):
         """
         _check_id(contribution_id)
         s = services()
-        with s.db.transaction() as session:
+        with s.db.transaction(reads_first=True) as session:
             contribution, pi, declined = service.confirm_payment(
                 session, s.gateway, contribution_id, data["payment_method"]
             )

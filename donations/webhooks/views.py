@@ -18,7 +18,13 @@ from donations import edge, observability
 from donations.errors import problem
 from donations.services import Services, services
 from donations.stripe import SignatureError
-from donations.webhooks.inbox import DUPLICATE, QUEUED, MalformedEvent, check_event_shape, store
+from donations.webhooks.inbox import (
+    DUPLICATE,
+    QUEUED,
+    MalformedEvent,
+    acknowledge,
+    check_event_shape,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -54,8 +60,11 @@ def receive(
     except (ValueError, MalformedEvent) as exc:
         observability.webhook_failed("malformed")
         return _refused(f"The body is not a Stripe event: {exc}")
-    with s.db.transaction() as session:
-        outcome = store(session, event)
+    try:
+        raw: str | None = payload.decode("utf-8")
+    except UnicodeDecodeError:  # JSON in UTF-16 or -32: stored as parsed
+        raw = None
+    outcome = acknowledge(s.db.engine, event, raw)
     if outcome == QUEUED:
         s.booker.wake()
     observability.webhook_received(event, duplicate=outcome == DUPLICATE)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from donations.checkout.models import Contribution
 from donations.ledger import accounts as a
-from tests.conftest import Api, book_webhooks, empty_tables
+from tests.conftest import Api, book_webhooks, empty_tables, wait_for
 from tests.endive import Endive
 
 
@@ -78,6 +78,45 @@ def test_a_declined_card_leaves_the_gift_failed_and_a_second_card_pays_it(endive
     endive.deliver()
     assert endive.row(cid).status == "succeeded"
     endive.assert_books_match_stripe()
+
+
+def test_waiting_on_stripe_to_start_or_confirm_a_gift_holds_no_lock_other_writers_need(endive):
+    """A slow Stripe (each call here takes a second) must not stop every other write while a
+    gift is started or confirmed: on SQLite, whose one write lock a transaction took at BEGIN,
+    a distant Stripe made checkout 2 per second (bench/webhooks.py) and a create wait 30 s."""
+    import threading
+
+    from donations.checkout.models import Donor
+
+    started = endive.start(2600)
+    cid = started["contribution"]["id"]
+    endive.standin.latency = 1.0
+    answers: dict[str, int] = {}
+
+    def confirm() -> None:
+        r = endive.api.post(
+            f"/api/v1/contributions/{cid}/confirm", json={"payment_method": "pm_card_visa"}
+        )
+        answers["confirm"] = r.status_code
+
+    def start() -> None:
+        answers["start"] = endive.api.post(
+            "/api/v1/contributions",
+            json={"amount": 1000, "currency": "usd", "frequency": "one_off",
+                  "email": "second@example.org"},
+        ).status_code  # fmt: skip
+
+    for name, work in (("confirm", confirm), ("start", start)):
+        seen = len(endive.standin.requests)
+        asker = threading.Thread(target=work, name=f"slow-{name}")
+        asker.start()
+        wait_for(lambda: len(endive.standin.requests) > seen, timeout=10)  # it waits on Stripe
+        with endive.database.transaction() as s:  # another writer, meanwhile
+            s.add(Donor(id=f"don_meanwhile_{name}", email=f"meanwhile-{name}@example.org"))
+        assert asker.is_alive(), f"the write waited for the {name} to finish with Stripe"
+        asker.join(timeout=30)
+    endive.standin.latency = 0.0
+    assert answers == {"confirm": 200, "start": 201}
 
 
 # --- recurring ----------------------------------------------------------------------------------

@@ -443,10 +443,10 @@ class Api:
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         request, s = Request(environ), self.standin
+        with s._lock:  # recorded as it arrives, then answered `latency` seconds later
+            s.requests.append((request.method, request.path))
         if s.latency > 0:
             time.sleep(s.latency)
-        with s._lock:
-            s.requests.append((request.method, request.path))
         request_id = new_id("req", 14)
         status, body, replayed = self._answer(request, request_id)
         headers = {"Request-Id": request_id, "Stripe-Version": model.API_VERSION}
