@@ -100,6 +100,11 @@ class Settings:
     newsroom_url: str | None = None
     # Log lines: "json" or "text"; unset: json in production, text otherwise (docs/operations.md).
     log_format: str | None = None
+    # Who books the Stripe events the web processes store: "web" (a thread in every web
+    # process, woken by each delivery; `donations webhooks worker` may run too) or "worker"
+    # (only `donations webhooks worker`: booking's Stripe round trips and CPU stay off the
+    # processes that answer readers and Stripe).
+    webhook_booking: str = "web"
     # Set: GET /metrics needs `Authorization: Bearer <token>`; unset: private networks only.
     metrics_token: str | None = None
     # Card-testing defence on the checkout API (docs/security.md). `limits` strings; several
@@ -228,6 +233,7 @@ class Settings:
             newsroom_support_email=get("NEWSROOM_SUPPORT_EMAIL", None),
             newsroom_url=get("NEWSROOM_URL", None),
             log_format=_log_format(get("LOG_FORMAT", None)),
+            webhook_booking=_webhook_booking(get("WEBHOOK_BOOKING", None)),
             metrics_token=get("METRICS_TOKEN", None),
             checkout_limit_per_ip=get("CHECKOUT_LIMIT_PER_IP", None) or cls.checkout_limit_per_ip,
             checkout_limit_per_email=get("CHECKOUT_LIMIT_PER_EMAIL", None)
@@ -353,6 +359,14 @@ def _log_format(raw: str | None) -> str | None:
     if raw is not None and raw.lower() not in ("json", "text"):
         raise ConfigurationError("LOG_FORMAT must be json or text")
     return raw.lower() if raw else None
+
+
+def _webhook_booking(raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        return "web"
+    if raw.strip().lower() not in ("web", "worker"):
+        raise ConfigurationError("WEBHOOK_BOOKING must be web or worker")
+    return raw.strip().lower()
 
 
 def _int_from_env(name: str, raw: str | None, default: int) -> int:

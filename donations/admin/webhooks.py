@@ -58,7 +58,8 @@ def _retry(event_ids: list[str] | None) -> int:
             before={"dead": count},
             after={"queued": count},
         )
-    s.booker.wake()
+    if s.settings.webhook_booking == "web":
+        s.booker.wake()  # else `donations webhooks worker` takes them at its next poll
     return count
 
 

@@ -65,7 +65,7 @@ def receive(
     except UnicodeDecodeError:  # JSON in UTF-16 or -32: stored as parsed
         raw = None
     outcome = acknowledge(s.db.engine, event, raw)
-    if outcome == QUEUED:
+    if outcome == QUEUED and s.settings.webhook_booking == "web":
         s.booker.wake()
     observability.webhook_received(event, duplicate=outcome == DUPLICATE)
     extra = {"request_id": request_id} if request_id else None

@@ -389,6 +389,36 @@ def test_a_booker_that_loses_the_database_gives_its_lease_back_when_it_returns(
     mine.close()
 
 
+def test_with_booking_left_to_the_worker_the_web_process_only_stores(
+    api, database, settings, app
+):
+    """WEBHOOK_BOOKING=worker: a delivery is verified and stored, no booker starts in the web
+    process, and `donations webhooks worker`'s booker books it."""
+    from donations.app import create_app
+    from tests.conftest import close_app
+
+    c = paid_one_off(api, database, amount=1700, wait=False)
+    event = make_event(
+        "payment_intent.succeeded", {"id": c.stripe_payment_intent_id, "object": "payment_intent"}
+    )
+    web = create_app(settings.with_overrides(webhook_booking="worker"), database=database)
+    try:
+        payload = json.dumps(event)
+        r = web.test_client().post(
+            "/webhooks/stripe",
+            data=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload)},
+        )
+        assert r.status_code == 200 and r.get_json()["outcome"] == "queued"
+        assert web.extensions["donations"].booker._thread is None  # never woken
+        assert inbox_row(database, event["id"]).status == "pending"
+    finally:
+        close_app(web)
+    app.extensions["donations"].booker.drain()  # the worker's part
+    assert inbox_row(database, event["id"]).status == "booked"
+    assert row(database, c.id).status == "succeeded"
+
+
 def test_an_unreachable_stripe_never_answers_5xx_events_wait_then_die_then_retry(
     api, database, settings, migrated_url, app
 ):

@@ -111,3 +111,10 @@ def test_email_comes_from_the_newsroom_unless_mail_from_says_otherwise():
     assert named.mail_from == '"Новая, \\"Газета\\"" <donations@localhost>'
     chosen = Settings.from_env({"NEWSROOM_NAME": "X", "MAIL_FROM": "News <news@example.org>"})
     assert chosen.mail_from == "News <news@example.org>"
+
+
+def test_webhook_booking_is_web_or_worker_and_anything_else_is_named():
+    assert Settings.from_env({}).webhook_booking == "web"
+    assert Settings.from_env({"WEBHOOK_BOOKING": " Worker "}).webhook_booking == "worker"
+    with pytest.raises(ConfigurationError, match="WEBHOOK_BOOKING must be web or worker"):
+        Settings.from_env({"WEBHOOK_BOOKING": "both"})
