@@ -256,6 +256,19 @@ def server_version(engine: Engine) -> str:
         return "PostgreSQL " + str(conn.execute(text("show server_version")).scalar()).split()[0]
 
 
+def stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the process group this script started (the process and its children), then
+    SIGKILL it if it has not ended in `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 # --- the app under granian --------------------------------------------------------------------
 class Granian:
     def __init__(self, env: dict[str, str], port: int, workers: int, threads: int, log: Path):
@@ -315,14 +328,7 @@ class Granian:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # the group this script started
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_group(proc, timeout=10)
 
 
 # --- one database -----------------------------------------------------------------------------
@@ -507,14 +513,7 @@ def webhooks_worker(env: dict[str, str], cwd: Path, log: Path) -> Iterator[None]
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_group(proc, timeout=15)
 
 
 def wait_booked(engine: Engine, since: datetime, timeout: float = 600.0) -> Booking:
@@ -878,8 +877,12 @@ def drive_app_standin(
         fresh = json.loads(sample)
         fresh["id"] = f"evt_bench_again_{type_}"
         before = len(standin.requests)
-        post(("queued",))(requests.Session(), json.dumps(fresh).encode())
-        wait_booked(engine, datetime.now(UTC).replace(tzinfo=None))
+        since = datetime.now(UTC).replace(tzinfo=None)
+        ok, outcome = post(("queued",))(requests.Session(), json.dumps(fresh).encode())
+        if not ok:
+            result.notes.append(f"{fresh['id']}: {outcome}")
+            say(f"    {fresh['id']} not queued: {outcome}")
+        wait_booked(engine, since)
         result.stripe_calls[type_] = len(standin.requests) - before
     say(f"  (a) posting the same {len(payloads)} events again (duplicates)")
     result.duplicates = run_pool("duplicates", payloads, post(("duplicate",)), concurrency)

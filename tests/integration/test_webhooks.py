@@ -389,6 +389,30 @@ def test_a_booker_that_loses_the_database_gives_its_lease_back_when_it_returns(
     mine.close()
 
 
+def test_the_verified_bytes_are_stored_as_sent_and_booked_from_them(
+    api, database, app, monkeypatch
+):
+    """The inbox keeps the delivery's own bytes (what the signature covers, as Stripe laid
+    them out), and the booker reads the event from them."""
+    booker = app.extensions["donations"].booker
+    c = paid_one_off(api, database, amount=1600, wait=False)
+    monkeypatch.setattr(booker, "work", lambda: None)  # its thread books nothing meanwhile
+    event = make_event(
+        "payment_intent.succeeded", {"id": c.stripe_payment_intent_id, "object": "payment_intent"}
+    )
+    text = json.dumps(event, indent=2, ensure_ascii=False)
+    r = api.post(
+        "/webhooks/stripe",
+        data=text.encode("utf-8"),
+        headers={"Content-Type": "application/json", "Stripe-Signature": sign(text)},
+    )
+    assert r.status_code == 200 and r.json()["outcome"] == "queued", r.text
+    assert inbox_row(database, event["id"]).payload == text
+    booker.drain()
+    assert inbox_row(database, event["id"]).status == "booked"
+    assert row(database, c.id).status == "succeeded"
+
+
 def test_with_booking_left_to_the_worker_the_web_process_only_stores(
     api, database, settings, app
 ):
