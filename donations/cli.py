@@ -7,13 +7,34 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from donations.settings import ConfigurationError, Settings
+
+T = TypeVar("T")
+
+
+def _one_pass(what: str, work: Callable[[], T]) -> T | None:
+    """One poll of a worker loop: a failure (the database or Redis restarting, say) is one
+    line on stderr and the loop goes on at the next poll; a worker never exits for it."""
+    try:
+        return work()
+    except Exception as exc:
+        from sqlalchemy.exc import DBAPIError
+
+        if isinstance(exc, DBAPIError) or type(exc).__name__ in ("ConnectionError", "TimeoutError"):
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"{what} failed ({type(exc).__name__}: {reason}); trying again", err=True)
+        else:
+            import logging
+
+            logging.getLogger(__name__).exception("%s failed; trying again", what)
+        return None
+
 
 # Chosen by measurement on 2 cores (README, "Serving"): granian's Rust HTTP front with a few
 # blocking threads per worker served ~2.5x gunicorn's sync workers on the same app.
@@ -284,7 +305,7 @@ def events_worker(every: float) -> None:
     signal.signal(signal.SIGINT, stop)
     click.echo(f"flushing event counts every {every}s", err=True)
     while not stopping:
-        moved = counter.flush_redis()
+        moved = _one_pass("flushing event counts", counter.flush_redis)
         if moved:
             click.echo(f"moved {moved} event counts", err=True)
         time.sleep(every)
@@ -342,8 +363,8 @@ def mail_worker(every: float) -> None:
     how = settings.smtp_host or f"the folder {settings.mail_folder}"
     click.echo(f"sending due email through {how} every {every}s", err=True)
     while not stopping:
-        report = sender.send_due()
-        if report.sent or report.failed or report.dropped:
+        report = _one_pass("sending email", sender.send_due)
+        if report and (report.sent or report.failed or report.dropped):
             click.echo(
                 f"sent {report.sent}, failed {report.failed}, dropped {report.dropped}", err=True
             )
@@ -412,8 +433,8 @@ def webhooks_worker(every: float) -> None:
     signal.signal(signal.SIGINT, stop)
     click.echo(f"booking Stripe events every {every}s", err=True)
     while not stopping:
-        report = booker.book_due()
-        if report.booked or report.deferred or report.dead:
+        report = _one_pass("booking Stripe events", booker.book_due)
+        if report and (report.booked or report.deferred or report.dead):
             click.echo(
                 f"booked {report.booked}, deferred {report.deferred}, dead {report.dead}",
                 err=True,

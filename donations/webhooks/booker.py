@@ -19,6 +19,7 @@ delivery was acknowledged when the event was stored.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from donations import observability
@@ -137,7 +138,7 @@ class WebhookBooker(BackgroundLoop):
         self.concurrency = concurrency
         # Events this booker claimed but could not book nor record as failed (the database
         # was gone): their leases are given back at the next pass that reaches the database.
-        self._held: set[str] = set()
+        self._held: dict[str, datetime] = {}  # event id → the end of this booker's lease
         self._held_lock = threading.Lock()
 
     def work(self) -> BookReport:
@@ -150,14 +151,16 @@ class WebhookBooker(BackgroundLoop):
         self._give_back(now or utcnow())
         while limit is None or handled < limit:
             batch = BATCH if limit is None else min(BATCH, limit - handled)
+            at = now or utcnow()
             with self.db.transaction() as session:
-                ids = claim_due(session, now or utcnow(), batch)
+                ids = claim_due(session, at, batch)
+            lease = at + LEASE  # what claim_due set: the lease is ours while it still says so
             if len(ids) > 1 and self.concurrency > 1:
                 # Gathering waits on Stripe: several events at once, each in its own thread.
                 with ThreadPoolExecutor(min(self.concurrency, len(ids))) as pool:
-                    outcomes = list(pool.map(self.book_one, ids))
+                    outcomes = list(pool.map(functools.partial(self.book_one, lease=lease), ids))
             else:
-                outcomes = [self.book_one(event_id) for event_id in ids]
+                outcomes = [self.book_one(event_id, lease=lease) for event_id in ids]
             for outcome in outcomes:
                 report.add(outcome)
             handled += len(ids)
@@ -168,34 +171,45 @@ class WebhookBooker(BackgroundLoop):
     def _give_back(self, now: datetime) -> None:
         """Make the events this booker still holds due again (the database is back)."""
         with self._held_lock:
-            held = list(self._held)
+            held = dict(self._held)
         if not held:
             return
         try:
             with self.db.transaction() as session:
-                session.execute(
-                    update(StripeEvent)
-                    .where(StripeEvent.id.in_(held), StripeEvent.status == PENDING)
-                    .values(next_attempt_at=now)
-                )
+                for event_id, lease in held.items():
+                    # Only while the lease is still this booker's: not an event another
+                    # booker claimed since, nor one whose failure was recorded with a backoff.
+                    session.execute(
+                        update(StripeEvent)
+                        .where(
+                            StripeEvent.id == event_id,
+                            StripeEvent.status == PENDING,
+                            StripeEvent.next_attempt_at == lease,
+                        )
+                        .values(next_attempt_at=now)
+                    )
         except DBAPIError as exc:
             log.warning(
                 "webhook booker: %d held event(s) wait for the database: %s", len(held), exc
             )
             return
         with self._held_lock:
-            self._held.difference_update(held)
+            for event_id in held:
+                self._held.pop(event_id, None)
         log.info("webhook booker: %d held event(s) due again", len(held))
 
-    def book_one(self, event_id: str) -> str:
-        """Gather and book one claimed event: "booked" | "deferred" | "dead" | "skipped"."""
+    def book_one(self, event_id: str, *, lease: datetime | None = None) -> str:
+        """Gather and book one claimed event: "booked" | "deferred" | "dead" | "skipped".
+        `lease`: when the claim that handed it over ends."""
         try:
             return self._book_one(event_id)
-        except DBAPIError as exc:
+        except (OperationalError, InterfaceError) as exc:
             # The database went away (even recording the failure failed): keep the lease in
             # mind and give it back at the next pass rather than leave the event for LEASE.
+            if lease is None:
+                raise
             with self._held_lock:
-                self._held.add(event_id)
+                self._held[event_id] = lease
             log.warning("webhook %s: the database is unavailable, retried soon: %s", event_id, exc)
             return "deferred"
 
@@ -276,6 +290,8 @@ class WebhookBooker(BackgroundLoop):
             for name in ("booked", "deferred", "dead", "skipped"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             if report.booked or report.deferred or report.dead or report.skipped:
+                if time.monotonic() > deadline:  # (the database failing at every pass)
+                    return total
                 continue
             with self.db.sessions() as session:
                 # Not yet tried at all: due (another booker may be claiming it this instant,

@@ -60,11 +60,8 @@ def receive(
     except (ValueError, MalformedEvent) as exc:
         observability.webhook_failed("malformed")
         return _refused(f"The body is not a Stripe event: {exc}")
-    try:
-        raw: str | None = payload.decode("utf-8")
-    except UnicodeDecodeError:  # JSON in UTF-16 or -32: stored as parsed
-        raw = None
-    outcome = acknowledge(s.db.engine, event, raw)
+    # Stored as sent: the text loads_bounded parsed (UTF-8 only, checked above).
+    outcome = acknowledge(s.db.engine, event, payload.decode("utf-8"))
     if outcome == QUEUED and s.settings.webhook_booking == "web":
         s.booker.wake()
     observability.webhook_received(event, duplicate=outcome == DUPLICATE)
