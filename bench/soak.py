@@ -20,6 +20,7 @@ events accepted. It prints each worker's resident memory before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -49,7 +50,7 @@ from appeal import (  # noqa: E402
     say,
     wait_until,
 )
-from webhooks import sign  # noqa: E402
+from webhooks import sign, webhooks_worker  # noqa: E402
 
 from donations.settings import DEV_WEBHOOK_SECRET  # noqa: E402
 
@@ -163,6 +164,13 @@ def main() -> int:
     parser.add_argument(
         "--stripe-latency", type=float, default=0.05, help="seconds per stand-in call (0.05)"
     )
+    parser.add_argument(
+        "--webhook-booking",
+        choices=["web", "worker"],
+        default="web",
+        help="who books the webhooks: the web processes (default) or `donations webhooks "
+        "worker` beside them (WEBHOOK_BOOKING=worker, as the compose stack runs)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="donations-soak-"))
@@ -218,6 +226,7 @@ def main() -> int:
         "STRIPE_SECRET_KEY": "sk_test_soak",
         "STRIPE_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
         "PUBLIC_BASE_URL": base,
+        "WEBHOOK_BOOKING": args.webhook_booking,
     }
     env.pop("STRIPE_EMULATOR", None)
     cmd = [
@@ -226,6 +235,9 @@ def main() -> int:
     ]  # fmt: skip
     server = Server("donations serve", cmd, env, workdir / "server.log")
     server.start(base)
+    booker = contextlib.ExitStack()
+    if args.webhook_booking == "worker":
+        booker.enter_context(webhooks_worker(env, workdir, workdir / "worker.log"))
     phases: dict[str, dict[str, Load]] = {}
     hooks: Webhooks | None = None
     try:
@@ -288,6 +300,7 @@ def main() -> int:
         wait_until(lambda: payouts_booked(url) >= sent, 120, "every webhook booked")
         booked = payouts_booked(url)
     finally:
+        booker.close()
         server.stop()
         standin.stop()
     # in-process counts are flushed at shutdown: compare after the server stopped
@@ -299,9 +312,11 @@ def main() -> int:
     )
     stored = event_total(url) - before_events
 
+    booked_by = "the web processes" if args.webhook_booking == "web" else "a webhooks worker"
     print(f"\nSoak: 2 × {args.duration:.0f} s under donations serve ({WORKERS} workers × "
           f"{THREADS} threads), database {'PostgreSQL' if args.postgres_url else 'SQLite'}, "
-          f"Stripe stand-in +{args.stripe_latency * 1000:.0f} ms per call")  # fmt: skip
+          f"Stripe stand-in +{args.stripe_latency * 1000:.0f} ms per call, webhooks booked by "
+          f"{booked_by}")  # fmt: skip
     ok = all(set(p) == {"appeal", "events"} for p in phases.values()) and len(phases) == 2
     for phase_name, results in phases.items():
         for name, result in results.items():
