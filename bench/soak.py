@@ -20,11 +20,13 @@ events accepted. It prints each worker's resident memory before and after.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import threading
@@ -152,7 +154,19 @@ def postgres_database(server_url: str) -> str:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    atexit.register(drop_database, server_url, name)  # whatever way the soak ends
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    admin = sa.create_engine(
+        server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    say(f"dropped database {name}")
 
 
 def main() -> int:
@@ -353,6 +367,10 @@ def main() -> int:
     for failure in failures[:5]:
         print(f"  webhook failure: {failure}")
     print("RESULT:", "OK" if ok else "FAILED")
+    if ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        say(f"the server's log and the fixtures are kept in {workdir}")
     return 0 if ok else 1
 
 
