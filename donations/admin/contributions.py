@@ -90,16 +90,7 @@ def contributions_page() -> str:
         if (value := (request.args.get(key) or "").strip())
     }
     args, errors = _list_args(raw)
-    filters = contributions_list.Filters(
-        start=args["from_"],
-        end=args["to"],
-        status=args["status"],
-        campaign=args["campaign"],
-        currency=args["currency"],
-        frequency=args["frequency"],
-        article=args["article"],
-        email=args["email"],
-    )
+    filters = contributions_list.Filters.from_args(args)
     with services().db.sessions() as session:
         rows, after = contributions_list.page(session, filters, args["cursor"], PAGE_SIZE)
     # The filters that hold, as the links (next page, CSV) carry them on.

@@ -8,7 +8,7 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -83,6 +83,21 @@ class Filters:
     article: str | None = None
     # The donor's email, or its beginning, in any case (erased donors have none to match).
     email: str | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> Filters:
+        """From the list's validated query arguments (`from`/`to` loaded as `from_`/`to`),
+        as the report API and the admin page both take them."""
+        return cls(
+            start=args["from_"],
+            end=args["to"],
+            status=args["status"],
+            campaign=args["campaign"],
+            currency=args["currency"],
+            frequency=args["frequency"],
+            article=args["article"],
+            email=args["email"],
+        )
 
 
 def _query(filters: Filters, after: Cursor | None, limit: int) -> Select:

@@ -447,16 +447,7 @@ class Contributions(MethodView):
         (`cursor` and `limit` ignored); cells that a spreadsheet would read as a formula get
         a leading `'`. An erased donor's email is empty.
         """
-        filters = contributions_list.Filters(
-            start=args["from_"],
-            end=args["to"],
-            status=args["status"],
-            campaign=args["campaign"],
-            currency=args["currency"],
-            frequency=args["frequency"],
-            article=args["article"],
-            email=args["email"],
-        )
+        filters = contributions_list.Filters.from_args(args)
         db = services().db
         if wants_csv(args):
             name = f"contributions-{args['from_'] or 'all'}-{args['to'] or 'now'}.csv"
